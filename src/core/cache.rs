@@ -1,0 +1,320 @@
+//! Per-isolate cache of key records: what lets a recently seen key be decided from memory.
+//!
+//! Bounded (CLOCK eviction, an LRU approximation that costs one bit per hit instead of list
+//! surgery), positive entries trusted for `ttl`, "not found" remembered for `negative_ttl`.
+//! The cache never decides validity itself: status and expiry are re-checked from the cached
+//! record on every request (core::decide), so no key is accepted past its own expiry.
+//! Staleness bound: a change made elsewhere is seen here at most `ttl` (+ KV's own cacheTtl and
+//! propagation) later; a change made through this isolate evicts the entry at once.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
+
+use super::hash::KeyHash;
+use super::record::KeyEntry;
+use super::time::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub ttl: Millis,
+    pub negative_ttl: Millis,
+    pub max_entries: usize,
+}
+
+impl CacheConfig {
+    pub fn enabled(&self) -> bool {
+        self.ttl > 0 && self.max_entries > 0
+    }
+}
+
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(Rc<KeyEntry>),
+    /// Recently looked up and absent from KV.
+    KnownMissing,
+    Miss,
+}
+
+struct Slot {
+    hash: KeyHash,
+    entry: Option<Rc<KeyEntry>>,
+    stored_at: Millis,
+    referenced: bool,
+}
+
+/// SHA-256 output is already uniform, but an attacker can grind keys whose hashes collide in
+/// the few bits a hash table uses for its buckets (unknown keys are negatively cached, so they
+/// do get inserted). Mixing in a per-isolate random key makes those bits unpredictable.
+#[derive(Clone, Copy)]
+pub struct SeededHash {
+    k0: u64,
+    k1: u64,
+}
+
+pub struct SeededHasher {
+    k0: u64,
+    k1: u64,
+    h: u64,
+}
+
+impl BuildHasher for SeededHash {
+    type Hasher = SeededHasher;
+    fn build_hasher(&self) -> SeededHasher {
+        SeededHasher { k0: self.k0, k1: self.k1, h: 0 }
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Hasher for SeededHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            let part = bytes.get(i..(i + 8).min(bytes.len())).unwrap_or(&[]);
+            w[..part.len()].copy_from_slice(part);
+            u64::from_le_bytes(w)
+        };
+        self.h = mix(mix(self.h ^ word(0) ^ self.k0) ^ word(8) ^ self.k1);
+    }
+    fn write_usize(&mut self, _: usize) {}
+    fn finish(&self) -> u64 {
+        self.h
+    }
+}
+
+pub struct KeyCache {
+    cfg: CacheConfig,
+    index: HashMap<KeyHash, usize, SeededHash>,
+    slots: Vec<Slot>,
+    hand: usize,
+}
+
+impl KeyCache {
+    pub fn new(cfg: CacheConfig, seed: [u64; 2]) -> KeyCache {
+        let cap = if cfg.enabled() { cfg.max_entries.min(1024) } else { 0 };
+        KeyCache {
+            cfg,
+            index: HashMap::with_capacity_and_hasher(cap, SeededHash { k0: seed[0], k1: seed[1] }),
+            slots: Vec::with_capacity(cap),
+            hand: 0,
+        }
+    }
+
+    pub fn config(&self) -> CacheConfig {
+        self.cfg
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn fresh(&self, slot: &Slot, now: Millis) -> bool {
+        let ttl = if slot.entry.is_some() { self.cfg.ttl } else { self.cfg.negative_ttl };
+        let age = now.saturating_sub(slot.stored_at);
+        (0..ttl).contains(&age)
+    }
+
+    pub fn get(&mut self, hash: &KeyHash, now: Millis) -> Lookup {
+        let Some(&i) = self.index.get(hash) else { return Lookup::Miss };
+        if !self.fresh(&self.slots[i], now) {
+            return Lookup::Miss;
+        }
+        let slot = &mut self.slots[i];
+        slot.referenced = true;
+        match &slot.entry {
+            Some(e) => Lookup::Hit(Rc::clone(e)),
+            None => Lookup::KnownMissing,
+        }
+    }
+
+    /// Stores a KV answer: `Some` record, or `None` for "not found".
+    pub fn insert(&mut self, hash: KeyHash, entry: Option<Rc<KeyEntry>>, now: Millis) {
+        if !self.cfg.enabled() || (entry.is_none() && self.cfg.negative_ttl <= 0) {
+            return;
+        }
+        let slot = Slot { hash, entry, stored_at: now, referenced: false };
+        if let Some(&i) = self.index.get(&hash) {
+            self.slots[i] = slot;
+            return;
+        }
+        if self.slots.len() < self.cfg.max_entries {
+            self.index.insert(hash, self.slots.len());
+            self.slots.push(slot);
+            return;
+        }
+        let victim = self.find_victim(now);
+        self.index.remove(&self.slots[victim].hash);
+        self.index.insert(hash, victim);
+        self.slots[victim] = slot;
+    }
+
+    /// CLOCK: the first slot that is stale or was not referenced since the hand last passed.
+    /// Terminates within two sweeps because the first sweep clears every reference bit.
+    fn find_victim(&mut self, now: Millis) -> usize {
+        loop {
+            let i = self.hand;
+            self.hand = (self.hand + 1) % self.slots.len();
+            let stale = !self.fresh(&self.slots[i], now);
+            let slot = &mut self.slots[i];
+            if stale || !slot.referenced {
+                return i;
+            }
+            slot.referenced = false;
+        }
+    }
+
+    /// Forgets a key at once: used by admin writes handled in this isolate.
+    pub fn evict(&mut self, hash: &KeyHash) {
+        let Some(i) = self.index.remove(hash) else { return };
+        self.slots.swap_remove(i);
+        if let Some(moved) = self.slots.get(i) {
+            self.index.insert(moved.hash, i);
+        }
+        if self.hand >= self.slots.len() {
+            self.hand = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::key::ApiKey;
+    use crate::core::record::sample_record;
+
+    fn h(n: u8) -> KeyHash {
+        KeyHash::of(&ApiKey::generate(&[n; 32]))
+    }
+
+    fn entry() -> Option<Rc<KeyEntry>> {
+        Some(Rc::new(KeyEntry::new(sample_record(&["projects:viewer"], None)).unwrap()))
+    }
+
+    fn cache(ttl: Millis, neg: Millis, max: usize) -> KeyCache {
+        KeyCache::new(CacheConfig { ttl, negative_ttl: neg, max_entries: max }, [1, 2])
+    }
+
+    fn is_hit(l: Lookup) -> bool {
+        matches!(l, Lookup::Hit(_))
+    }
+
+    #[test]
+    fn positive_entries_live_exactly_ttl() {
+        let mut c = cache(30_000, 5_000, 10);
+        c.insert(h(1), entry(), 1_000);
+        assert!(is_hit(c.get(&h(1), 1_000)));
+        assert!(is_hit(c.get(&h(1), 30_999)));
+        assert!(matches!(c.get(&h(1), 31_000), Lookup::Miss));
+        // A clock that goes backwards (isolate time is not monotonic across requests) is not trusted.
+        assert!(matches!(c.get(&h(1), 999), Lookup::Miss));
+    }
+
+    #[test]
+    fn negative_entries_use_the_short_ttl() {
+        let mut c = cache(30_000, 5_000, 10);
+        c.insert(h(2), None, 0);
+        assert!(matches!(c.get(&h(2), 4_999), Lookup::KnownMissing));
+        assert!(matches!(c.get(&h(2), 5_000), Lookup::Miss));
+        let mut no_neg = cache(30_000, 0, 10);
+        no_neg.insert(h(2), None, 0);
+        assert!(matches!(no_neg.get(&h(2), 0), Lookup::Miss));
+        assert!(no_neg.is_empty());
+    }
+
+    #[test]
+    fn ttl_zero_disables_the_cache() {
+        let mut c = cache(0, 5_000, 10);
+        c.insert(h(1), entry(), 0);
+        c.insert(h(2), None, 0);
+        assert!(matches!(c.get(&h(1), 0), Lookup::Miss));
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn entries_are_bounded_and_eviction_spares_recently_used() {
+        let mut c = cache(30_000, 5_000, 3);
+        for n in 1..=3 {
+            c.insert(h(n), entry(), 0);
+        }
+        // 1 and 3 are used; 2 is not, so 2 is the victim.
+        assert!(is_hit(c.get(&h(1), 1)));
+        assert!(is_hit(c.get(&h(3), 1)));
+        c.insert(h(4), entry(), 2);
+        assert_eq!(c.len(), 3);
+        assert!(matches!(c.get(&h(2), 3), Lookup::Miss));
+        for n in [1, 3, 4] {
+            assert!(is_hit(c.get(&h(n), 3)), "{n} should survive");
+        }
+        // Everyone referenced: the sweep clears bits and still finds a victim; bound holds.
+        for n in 5..=50 {
+            c.insert(h(n), entry(), 4);
+            assert!(c.len() <= 3);
+        }
+        assert!(is_hit(c.get(&h(50), 5)));
+    }
+
+    #[test]
+    fn stale_entries_are_evicted_before_referenced_fresh_ones() {
+        let mut c = cache(10_000, 1_000, 2);
+        c.insert(h(1), entry(), 0);
+        c.insert(h(2), None, 0);
+        assert!(is_hit(c.get(&h(1), 500)));
+        assert!(matches!(c.get(&h(2), 500), Lookup::KnownMissing));
+        // At 2 s the negative entry is stale although referenced: it goes first.
+        c.insert(h(3), entry(), 2_000);
+        assert!(is_hit(c.get(&h(1), 2_000)));
+        assert!(is_hit(c.get(&h(3), 2_000)));
+    }
+
+    #[test]
+    fn evict_forgets_at_once_and_keeps_the_index_consistent() {
+        let mut c = cache(30_000, 5_000, 10);
+        for n in 1..=5 {
+            c.insert(h(n), entry(), 0);
+        }
+        c.evict(&h(2));
+        c.evict(&h(5));
+        c.evict(&h(9)); // absent: no-op
+        assert_eq!(c.len(), 3);
+        assert!(matches!(c.get(&h(2), 1), Lookup::Miss));
+        for n in [1, 3, 4] {
+            assert!(is_hit(c.get(&h(n), 1)));
+        }
+        c.insert(h(2), entry(), 1);
+        assert!(is_hit(c.get(&h(2), 1)));
+    }
+
+    #[test]
+    fn reinsert_replaces_a_negative_entry() {
+        let mut c = cache(30_000, 5_000, 10);
+        c.insert(h(1), None, 0);
+        c.insert(h(1), entry(), 1);
+        assert!(is_hit(c.get(&h(1), 2)));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn expiry_crossing_while_cached_is_still_refused() {
+        use crate::core::decide::{decide, Outcome};
+        use crate::core::scope::ScopeSet;
+        let mut c = cache(30_000, 5_000, 10);
+        let e = Rc::new(KeyEntry::new(sample_record(&["projects:viewer"], Some(10_000))).unwrap());
+        c.insert(h(1), Some(e), 0);
+        let need = ScopeSet::parse(&["projects:viewer"]).unwrap();
+        let at = |c: &mut KeyCache, now| match c.get(&h(1), now) {
+            Lookup::Hit(e) => decide(Some(&e), &need, now) == Outcome::Valid,
+            _ => panic!("expected a hit"),
+        };
+        assert!(at(&mut c, 9_999));
+        assert!(!at(&mut c, 10_000), "cached but expired must be refused");
+    }
+}

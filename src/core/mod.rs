@@ -1,0 +1,12 @@
+//! The pure core: no `worker` types, no clock, no I/O. Everything here is tested natively with
+//! `cargo test --lib`; the glue above only translates to and from the platform.
+
+pub mod cache;
+pub mod decide;
+pub mod hash;
+pub mod key;
+pub mod policy;
+pub mod record;
+pub mod scope;
+pub mod time;
+pub mod validate;
