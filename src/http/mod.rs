@@ -1,0 +1,8 @@
+pub mod bearer;
+pub mod body;
+
+pub mod problem;
+#[cfg(target_arch = "wasm32")]
+pub mod js;
+#[cfg(target_arch = "wasm32")]
+pub mod response;

@@ -1,0 +1,223 @@
+//! ApiError: the one place that turns a failure into an HTTP status, an RFC 9457 problem body and,
+//! for authentication failures, an RFC 6750 `WWW-Authenticate` challenge.
+
+use serde_json::{json, Map, Value};
+
+use crate::core::scope::printable;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// No credentials at all (or not Bearer): challenge without an error code (RFC 6750 §3.1).
+    MissingCredentials(&'static str),
+    /// Malformed auth request: two Authorization values, token in the query, empty token.
+    InvalidAuthRequest(&'static str),
+    /// Malformed, unknown, revoked or expired key: one answer for all, so none can be told apart.
+    InvalidToken,
+    /// Key valid but lacks scopes; `scope_attr` is the space-separated requirement.
+    InsufficientScope { scope_attr: String },
+    BadRequest { detail: String, errors: Vec<FieldError> },
+    /// A key tried to grant scopes it does not hold.
+    ScopeEscalation { scopes: Vec<String> },
+    WorkspaceForbidden,
+    NotFound(&'static str),
+    NoRoute,
+    AmbiguousPath,
+    MethodNotAllowed,
+    Conflict { slug: &'static str, detail: String },
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// A storage write failed part-way; `detail` says what state it left.
+    Unavailable { slug: &'static str, detail: String },
+    BadGateway,
+    /// Logged server-side only; the caller sees a generic 500.
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::BadRequest { detail: detail.into(), errors: Vec::new() }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError::BadRequest {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError { field: field.into(), message }],
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::MissingCredentials(_) | ApiError::InvalidToken => 401,
+            ApiError::InvalidAuthRequest(_) | ApiError::BadRequest { .. } | ApiError::AmbiguousPath => 400,
+            ApiError::InsufficientScope { .. } | ApiError::ScopeEscalation { .. } | ApiError::WorkspaceForbidden => 403,
+            ApiError::NotFound(_) | ApiError::NoRoute => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::Conflict { .. } => 409,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::UnsupportedMediaType => 415,
+            ApiError::Internal(_) => 500,
+            ApiError::BadGateway => 502,
+            ApiError::Unavailable { .. } => 503,
+        }
+    }
+
+    /// The `WWW-Authenticate` value, if this failure carries a challenge.
+    pub fn challenge(&self, realm: &str) -> Option<String> {
+        match self {
+            ApiError::MissingCredentials(_) => Some(format!("Bearer realm=\"{realm}\"")),
+            ApiError::InvalidAuthRequest(desc) => {
+                Some(format!("Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{desc}\""))
+            }
+            ApiError::InvalidToken => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"The access token is invalid\""
+            )),
+            ApiError::InsufficientScope { scope_attr } => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope_attr}\""
+            )),
+            _ => None,
+        }
+    }
+
+    /// RFC 9457 body. `type` is a URN per problem kind; extension members are snake_case.
+    pub fn body(&self) -> String {
+        let (slug, title, detail): (&str, &str, String) = match self {
+            ApiError::MissingCredentials(d) => ("missing-credentials", "Authentication required", (*d).into()),
+            ApiError::InvalidAuthRequest(d) => ("invalid-request", "Invalid authorization request", (*d).into()),
+            ApiError::InvalidToken => ("invalid-token", "Invalid token", "The access token is invalid.".into()),
+            ApiError::InsufficientScope { .. } => {
+                ("insufficient-scope", "Insufficient scope", "The key lacks a scope this request requires.".into())
+            }
+            ApiError::BadRequest { detail, .. } => ("invalid-body", "Invalid request", printable_long(detail)),
+            ApiError::ScopeEscalation { .. } => {
+                ("scope-escalation", "Scope escalation", "A key cannot grant scopes it does not hold.".into())
+            }
+            ApiError::WorkspaceForbidden => {
+                ("workspace-forbidden", "Workspace forbidden", "A key can only manage its own workspace.".into())
+            }
+            ApiError::NotFound(what) => ("not-found", "Not found", format!("No such {what}.")),
+            ApiError::NoRoute => ("no-route", "Not found", "No route matches this method and path.".into()),
+            ApiError::AmbiguousPath => (
+                "ambiguous-path",
+                "Ambiguous path",
+                "Paths with encoded slashes, backslashes or dot segments are refused.".into(),
+            ),
+            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed", "Method not allowed here.".into()),
+            ApiError::Conflict { slug, detail } => (slug, "Conflict", printable_long(detail)),
+            ApiError::PayloadTooLarge => (
+                "payload-too-large",
+                "Payload too large",
+                format!("Request bodies are limited to {} bytes.", crate::core::validate::MAX_BODY_BYTES),
+            ),
+            ApiError::UnsupportedMediaType => {
+                ("unsupported-media-type", "Unsupported media type", "Send JSON (application/json).".into())
+            }
+            ApiError::Unavailable { slug, detail } => (slug, "Service unavailable", detail.clone()),
+            ApiError::BadGateway => ("bad-gateway", "Bad gateway", "The origin could not be reached.".into()),
+            ApiError::Internal(_) => ("internal", "Internal error", "An internal error occurred.".into()),
+        };
+        let mut obj = Map::new();
+        obj.insert("type".into(), json!(format!("urn:keyward:problem:{slug}")));
+        obj.insert("title".into(), json!(title));
+        obj.insert("status".into(), json!(self.status()));
+        obj.insert("detail".into(), json!(detail));
+        match self {
+            ApiError::BadRequest { errors, .. } if !errors.is_empty() => {
+                let list: Vec<Value> = errors
+                    .iter()
+                    .map(|e| json!({"field": e.field, "message": printable_long(&e.message)}))
+                    .collect();
+                obj.insert("errors".into(), Value::Array(list));
+            }
+            ApiError::InsufficientScope { scope_attr } => {
+                obj.insert("scopes".into(), json!(scope_attr.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>()));
+            }
+            ApiError::ScopeEscalation { scopes } => {
+                obj.insert("scopes".into(), json!(scopes));
+            }
+            _ => {}
+        }
+        Value::Object(obj).to_string()
+    }
+}
+
+/// Messages may quote caller input: keep them printable and bounded.
+fn printable_long(s: &str) -> String {
+    s.split_inclusive(' ').map(printable).collect::<String>().chars().take(400).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_token_is_one_identical_answer() {
+        let e = ApiError::InvalidToken;
+        assert_eq!(e.status(), 401);
+        assert_eq!(
+            e.challenge("keyward").unwrap(),
+            "Bearer realm=\"keyward\", error=\"invalid_token\", error_description=\"The access token is invalid\""
+        );
+        let body: Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(body["status"], 401);
+        assert_eq!(body["type"], "urn:keyward:problem:invalid-token");
+        assert_eq!(e.body(), ApiError::InvalidToken.body());
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        assert_eq!(ApiError::MissingCredentials("x").challenge("r").unwrap(), "Bearer realm=\"r\"");
+        let s = ApiError::InsufficientScope { scope_attr: "a:b c:d".into() };
+        assert_eq!(s.status(), 403);
+        assert_eq!(s.challenge("r").unwrap(), "Bearer realm=\"r\", error=\"insufficient_scope\", scope=\"a:b c:d\"");
+        let body: Value = serde_json::from_str(&s.body()).unwrap();
+        assert_eq!(body["scopes"], json!(["a:b", "c:d"]));
+        assert!(ApiError::NotFound("key").challenge("r").is_none());
+        assert!(ApiError::InvalidAuthRequest("Two Authorization values").challenge("r").unwrap().contains("invalid_request"));
+    }
+
+    #[test]
+    fn every_status_equals_the_body_status() {
+        let all = [
+            ApiError::MissingCredentials("x"),
+            ApiError::InvalidAuthRequest("x"),
+            ApiError::InvalidToken,
+            ApiError::InsufficientScope { scope_attr: "a:b".into() },
+            ApiError::field("name", "too short"),
+            ApiError::ScopeEscalation { scopes: vec!["a:b".into()] },
+            ApiError::WorkspaceForbidden,
+            ApiError::NotFound("key"),
+            ApiError::NoRoute,
+            ApiError::AmbiguousPath,
+            ApiError::MethodNotAllowed,
+            ApiError::Conflict { slug: "name-conflict", detail: "x".into() },
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::Unavailable { slug: "kv-write-failed", detail: "x".into() },
+            ApiError::BadGateway,
+            ApiError::Internal("secret detail".into()),
+        ];
+        for e in all {
+            let body: Value = serde_json::from_str(&e.body()).unwrap();
+            assert_eq!(body["status"], e.status(), "{e:?}");
+            assert!(body["type"].as_str().unwrap().starts_with("urn:keyward:problem:"));
+            assert!(!e.body().contains("secret detail"), "internal details never reach the caller");
+        }
+    }
+
+    #[test]
+    fn caller_input_in_messages_is_sanitised() {
+        let e = ApiError::field("name", "bad \u{1b}[31m value\n");
+        assert!(!e.body().contains('\u{1b}'));
+        let body: Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(body["errors"][0]["field"], "name");
+    }
+}
