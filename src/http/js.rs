@@ -18,7 +18,15 @@ export function kw_forward(req, origin, id, ws, scopes) {
   h.set('x-keyward-key-id', id);
   h.set('x-keyward-workspace', ws);
   h.set('x-keyward-scopes', scopes);
-  return fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' });
+  return fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' }).catch((e) => {
+    console.error('origin fetch failed: ' + e);
+    return new Response(BAD_GATEWAY, { status: 502, headers: { 'content-type': 'application/problem+json' } });
+  });
+}
+
+let BAD_GATEWAY = '';
+export function kw_init(badGateway) {
+  BAD_GATEWAY = badGateway;
 }
 
 export function kw_respond(status, body, contentType, www, noStore) {
@@ -34,7 +42,9 @@ export function kw_request_head(req) {
 "#)]
 extern "C" {
     #[wasm_bindgen(catch)]
-    fn kw_forward(req: &web_sys::Request, origin: &str, id: &str, ws: &str, scopes: &str) -> Result<js_sys::Promise, JsValue>;
+    fn kw_forward(req: &web_sys::Request, origin: &str, id: &str, ws: &str, scopes: &str) -> Result<JsValue, JsValue>;
+
+    fn kw_init(bad_gateway_body: &str);
 
     fn kw_respond(status: u16, body: Option<String>, content_type: &str, www: Option<String>, no_store: bool) -> web_sys::Response;
 
@@ -51,10 +61,15 @@ pub fn request_head(req: &web_sys::Request) -> (String, String, Option<String>) 
     )
 }
 
-pub async fn forward(req: &web_sys::Request, origin: &str, id: &str, ws: &str, scopes: &str) -> Result<web_sys::Response, JsValue> {
-    let promise = kw_forward(req, origin, id, ws, scopes)?;
-    let res = wasm_bindgen_futures::JsFuture::from(promise).await?;
-    Ok(res.unchecked_into())
+/// Starts the origin fetch and returns its Promise<Response> unawaited: the runtime awaits it.
+/// A failed fetch resolves to the 502 problem set by `init`, not a rejection.
+pub fn forward(req: &web_sys::Request, origin: &str, id: &str, ws: &str, scopes: &str) -> Result<JsValue, JsValue> {
+    kw_forward(req, origin, id, ws, scopes)
+}
+
+/// Once per isolate: hands JS the bodies it may need to answer with on its own.
+pub fn init(bad_gateway_body: &str) {
+    kw_init(bad_gateway_body);
 }
 
 pub fn respond(status: u16, body: Option<String>, content_type: &str, www: Option<String>, no_store: bool) -> web_sys::Response {
