@@ -56,8 +56,7 @@ fn finish(
         _ => return Err(ApiError::InvalidToken),
     };
     lookup::note_use(st, env, ctx, &entry, now);
-    let rec = &entry.record;
-    js::forward(req, &st.origin, &rec.id, &rec.workspace, &entry.scopes_header).map_err(|e| {
+    js::forward(req, &st.origin, &entry.id, &entry.workspace, &entry.scopes_header).map_err(|e| {
         worker::console_error!("origin fetch could not start: {e:?}");
         ApiError::BadGateway
     })

@@ -39,7 +39,7 @@ pub fn note_use(st: &State, env: &Env, ctx: &Context, entry: &KeyEntry, now: Mil
         return;
     }
     let Ok(db) = Db::new(env) else { return };
-    let id = entry.record.id.clone();
+    let id = entry.id.to_string();
     ctx.wait_until(async move {
         if let Err(e) = db.touch_last_used(&id, now).await {
             worker::console_error!("last-used write for {id} failed: {e:?}");

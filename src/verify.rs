@@ -26,14 +26,13 @@ struct VerifyBody {
 }
 
 fn identity(e: &KeyEntry) -> Value {
-    let r = &e.record;
     json!({
-        "key_id": r.id,
-        "workspace": r.workspace,
-        "name": r.name,
+        "key_id": e.id,
+        "workspace": e.workspace,
+        "name": e.name,
         "scopes": e.scopes.to_strings(),
-        "expires_at": r.expires_at.map(format_rfc3339),
-        "meta": r.meta,
+        "expires_at": e.expires_at.map(format_rfc3339),
+        "meta": serde_json::from_str::<Value>(&e.meta_json).unwrap_or(Value::Null),
     })
 }
 

@@ -108,8 +108,8 @@ async fn authenticate(st: &State, env: &Env, auth: Option<&str>, url: &str, now:
         let required = ScopeSet::parse(&[ADMIN_SCOPE]).map_err(|e| ApiError::Internal(e.0))?;
         return match (decide(entry.as_deref(), &required, now), entry) {
             (Outcome::Valid, Some(e)) => Ok(Actor::Key {
-                id: e.record.id.clone(),
-                workspace: e.record.workspace.clone(),
+                id: e.id.to_string(),
+                workspace: e.workspace.to_string(),
                 scopes: e.scopes.clone(),
             }),
             (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope { scope_attr: ADMIN_SCOPE.into() }),

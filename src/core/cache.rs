@@ -318,3 +318,74 @@ mod tests {
         assert!(!at(&mut c, 10_000), "cached but expired must be refused");
     }
 }
+
+/// Memory at the bound, measured with a counting allocator (native test binary only).
+#[cfg(test)]
+mod memory {
+    use super::*;
+    use crate::core::key::ApiKey;
+    use crate::core::record::sample_record;
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicIsize, Ordering};
+
+    struct Counting;
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+            unsafe { System.dealloc(p, l) }
+        }
+    }
+
+    #[global_allocator]
+    static A: Counting = Counting;
+
+    /// A realistic record: sdk preset scopes, a 20-character name, some metadata.
+    fn realistic(i: u32) -> Rc<KeyEntry> {
+        let mut r = sample_record(&["projects:viewer", "events:write"], Some(1_800_000_000_000));
+        r.workspace = "platform-team".into();
+        r.id = format!("key_{i:024x}");
+        r.name = format!("service key {i:08}");
+        r.meta.insert("team".into(), serde_json::json!("platform"));
+        Rc::new(KeyEntry::new(r).unwrap())
+    }
+
+    #[test]
+    fn memory_at_the_default_bound_of_10000_entries() {
+        const N: usize = 10_000;
+        let hashes: Vec<KeyHash> = (0..N as u32)
+            .map(|i| {
+                let mut b = [0u8; 32];
+                b[..4].copy_from_slice(&i.to_le_bytes());
+                KeyHash::of(&ApiKey::generate(&b))
+            })
+            .collect();
+        // Other tests run in parallel threads and allocate too; measure repeatedly, keep the minimum.
+        let mut best = isize::MAX;
+        for _ in 0..3 {
+            let before = LIVE.load(Ordering::SeqCst);
+            let mut c = KeyCache::new(CacheConfig { ttl: 30_000, negative_ttl: 5_000, max_entries: N }, [7, 9]);
+            for (i, h) in hashes.iter().enumerate() {
+                c.insert(*h, Some(realistic(i as u32)), 0);
+            }
+            // Over the bound: must stay at N and not grow.
+            for h in hashes.iter().take(1000) {
+                let mut b = *h.bytes();
+                b[31] ^= 0xff;
+                c.insert(KeyHash::of(&ApiKey::generate(&b)), None, 1);
+            }
+            assert_eq!(c.len(), N);
+            best = best.min(LIVE.load(Ordering::SeqCst) - before);
+            drop(c);
+        }
+        let per_entry = best as usize / N;
+        println!("key cache at {N} entries: {} KiB total, {per_entry} B per entry", best / 1024);
+        // Documented in README; fails if an entry grows past 640 B.
+        assert!(per_entry < 640, "{per_entry} B per entry");
+    }
+}

@@ -16,10 +16,10 @@ pub enum Outcome<'r> {
 
 pub fn decide<'r>(entry: Option<&KeyEntry>, required: &'r ScopeSet, now: Millis) -> Outcome<'r> {
     let Some(entry) = entry else { return Outcome::NotFound };
-    if entry.record.status != Status::Active {
+    if entry.status != Status::Active {
         return Outcome::NotFound;
     }
-    if entry.record.expires_at.is_some_and(|exp| now >= exp) {
+    if entry.expires_at.is_some_and(|exp| now >= exp) {
         return Outcome::Expired;
     }
     if entry.scopes.covers(required) {

@@ -56,12 +56,18 @@ impl KeyRecord {
 }
 
 /// A record prepared for the hot path: scopes parsed and the identity header precomputed, so a
-/// cache hit does no parsing or formatting.
+/// cache hit does no parsing or formatting; only what a request reads is kept (metadata as its
+/// JSON text, parsed only by the verify API), which keeps the cache small at its bound.
 #[derive(Debug)]
 pub struct KeyEntry {
-    pub record: KeyRecord,
+    pub id: Box<str>,
+    pub workspace: Box<str>,
+    pub name: Box<str>,
+    pub expires_at: Option<Millis>,
+    pub status: Status,
     pub scopes: ScopeSet,
-    pub scopes_header: String,
+    pub scopes_header: Box<str>,
+    pub meta_json: Box<str>,
     /// When this isolate last scheduled a last-used write for the key (throttle state).
     pub last_used_written: Cell<Millis>,
 }
@@ -69,8 +75,19 @@ pub struct KeyEntry {
 impl KeyEntry {
     pub fn new(record: KeyRecord) -> Result<KeyEntry, ScopeError> {
         let scopes = ScopeSet::parse(&record.scopes)?;
-        let scopes_header = scopes.joined();
-        Ok(KeyEntry { record, scopes, scopes_header, last_used_written: Cell::new(Millis::MIN) })
+        let scopes_header = scopes.joined().into_boxed_str();
+        let meta_json = if record.meta.is_empty() { "{}".into() } else { Value::Object(record.meta).to_string().into_boxed_str() };
+        Ok(KeyEntry {
+            id: record.id.into_boxed_str(),
+            workspace: record.workspace.into_boxed_str(),
+            name: record.name.into_boxed_str(),
+            expires_at: record.expires_at,
+            status: record.status,
+            scopes,
+            scopes_header,
+            meta_json,
+            last_used_written: Cell::new(Millis::MIN),
+        })
     }
 
     /// Should this request schedule a last-used write? Updates the throttle state when it says yes.
