@@ -26,7 +26,24 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut worker::Request, allow_emp
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return if allow_empty { Ok(None) } else { Err(ApiError::field("body", "a JSON object is required")) };
     }
-    serde_json::from_slice::<T>(&bytes).map(Some).map_err(|e| ApiError::field("body", e.to_string()))
+    serde_json::from_slice::<T>(&bytes).map(Some).map_err(|e| json_error(&e.to_string()))
+}
+
+/// serde names the offending field in "unknown field `x`" / "missing field `x`": report it as
+/// that field, so clients can map the error to their input.
+fn json_error(msg: &str) -> ApiError {
+    for prefix in ["unknown field `", "missing field `"] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            if let Some((field, _)) = rest.split_once('`') {
+                let what = if prefix.starts_with("unknown") { "unknown field" } else { "required field is missing" };
+                return ApiError::BadRequest {
+                    detail: msg.to_owned(),
+                    errors: vec![crate::http::problem::FieldError { field: field.to_owned(), message: what.to_owned() }],
+                };
+            }
+        }
+    }
+    ApiError::field("body", msg)
 }
 
 /// `?a=1&b=2` -> pairs, percent-decoded.
@@ -77,6 +94,17 @@ pub fn path_of(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = json_error("unknown field `colour`, expected one of `name` at line 1 column 9");
+        let ApiError::BadRequest { errors, .. } = e else { panic!() };
+        assert_eq!(errors[0].field, "colour");
+        let ApiError::BadRequest { errors, .. } = json_error("missing field `name` at line 1 column 2") else { panic!() };
+        assert_eq!(errors[0].field, "name");
+        let ApiError::BadRequest { errors, .. } = json_error("EOF while parsing a value at line 1 column 0") else { panic!() };
+        assert_eq!(errors[0].field, "body");
+    }
 
     #[test]
     fn paths_and_queries() {

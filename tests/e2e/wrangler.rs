@@ -1,0 +1,287 @@
+//! Starting and stopping `wrangler dev` for the e2e run.
+//!
+//! wrangler runs in its own process group (it spawns node + two workerd processes); dropping
+//! [`WranglerDev`] sends SIGTERM to the group, waits up to 15 s, then SIGKILLs it. A small bash
+//! watchdog does the same if this test process dies without running destructors (e.g. Ctrl-C).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::util::tail_of_file;
+
+const STOP_GRACE: Duration = Duration::from_secs(15);
+const DEFAULT_READY_TIMEOUT_S: u64 = 180;
+const LOG_TAIL_LINES: usize = 60;
+
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+extern "C" {
+    // libc's kill(2); std links libc on unix, and a negative pid addresses a process group.
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+fn signal_group(pgid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { kill(-(pgid as i32), sig) == 0 }
+}
+
+pub struct WranglerDev {
+    child: Child,
+    watchdog: Option<Child>,
+    base_url: String,
+    log_path: PathBuf,
+    stopped: bool,
+}
+
+/// The environment of scripts/env.sh, for commands run from `root`.
+fn tool_env(root: &Path) -> Vec<(&'static str, OsString)> {
+    let bin = root.join("node_modules/.bin");
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default()
+        .join("bin");
+    let mut path = vec![bin.clone(), cargo_bin.clone()];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(path).expect("PATH entries contain no ':'");
+    vec![
+        ("PATH", path),
+        ("WASM_BINDGEN_BIN", cargo_bin.join("wasm-bindgen").into()),
+        ("ESBUILD_BIN", bin.join("esbuild").into()),
+        ("WASM_OPT_BIN", bin.join("wasm-opt").into()),
+        ("WRANGLER_SEND_METRICS", "false".into()),
+        (
+            "CI",
+            std::env::var_os("CI").unwrap_or_else(|| "true".into()),
+        ),
+        ("CLOUDFLARE_CF_FETCH_ENABLED", "false".into()),
+    ]
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
+}
+
+impl WranglerDev {
+    /// Applies the D1 migrations into a fresh state dir under `run_dir`, starts wrangler dev and waits
+    /// until it answers HTTP.
+    pub fn start(
+        root: &Path,
+        run_dir: &Path,
+        origin_url: &str,
+        admin_token: &str,
+    ) -> Result<Self, String> {
+        let wrangler = root.join("node_modules/.bin/wrangler");
+        if !wrangler.exists() {
+            return Err(format!(
+                "{} is missing: run ./scripts/setup.sh",
+                wrangler.display()
+            ));
+        }
+        let state_dir = run_dir.join("state");
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        let env = tool_env(root);
+
+        eprintln!("e2e: applying D1 migrations into {}", state_dir.display());
+        let out = Command::new(&wrangler)
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(&state_dir)
+            .current_dir(root)
+            .envs(env.iter().cloned())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", wrangler.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`wrangler d1 migrations apply` failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+
+        let port = free_port()?;
+        let log_path = run_dir.join("wrangler.log");
+        let log = File::create(&log_path)
+            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| format!("cannot dup the log file handle: {e}"))?;
+        eprintln!(
+            "e2e: starting wrangler dev on 127.0.0.1:{port}, log {}",
+            log_path.display()
+        );
+        let child = Command::new(&wrangler)
+            .args([
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--persist-to",
+            ])
+            .arg(&state_dir)
+            .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
+            .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
+            .args(["--var", "LAST_USED_INTERVAL_S:0"])
+            .arg("--show-interactive-dev-session=false")
+            .current_dir(root)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", wrangler.display()))?;
+
+        let mut dev = WranglerDev {
+            watchdog: None,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            stopped: false,
+            child,
+        };
+        dev.watchdog = dev.spawn_watchdog();
+        dev.wait_ready()?;
+        Ok(dev)
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    fn fail(&self, msg: String) -> String {
+        format!(
+            "{msg}\n--- wrangler dev log, last lines ({}) ---\n{}",
+            self.log_path.display(),
+            tail_of_file(&self.log_path, LOG_TAIL_LINES)
+        )
+    }
+
+    /// Polls until wrangler dev answers any HTTP response (the first start compiles the worker).
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let timeout_s = match std::env::var("KEYWARD_E2E_READY_TIMEOUT_S") {
+            Ok(v) => v
+                .parse()
+                .map_err(|_| format!("KEYWARD_E2E_READY_TIMEOUT_S={v:?} is not a number"))?,
+            Err(_) => DEFAULT_READY_TIMEOUT_S,
+        };
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .redirects(0)
+            .build();
+        let started = Instant::now();
+        let url = format!("{}/health", self.base_url);
+        loop {
+            match agent.get(&url).call() {
+                Ok(_) | Err(ureq::Error::Status(..)) => {
+                    eprintln!(
+                        "e2e: wrangler dev ready after {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    return Ok(());
+                }
+                Err(ureq::Error::Transport(_)) => {}
+            }
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    return Err(
+                        self.fail(format!("wrangler dev exited ({status}) before answering"))
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.fail(format!("cannot poll the wrangler process: {e}"))),
+            }
+            // wrangler's message when the [build] command fails; it then waits for file changes.
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            if log.contains("Running custom build `") {
+                return Err(self.fail("the worker build (`worker-build --release`) failed".into()));
+            }
+            if started.elapsed() > Duration::from_secs(timeout_s) {
+                return Err(self.fail(format!(
+                    "wrangler dev did not answer within {timeout_s} s (KEYWARD_E2E_READY_TIMEOUT_S)"
+                )));
+            }
+            sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Kills wrangler's process group once this process is gone, in case destructors never run.
+    fn spawn_watchdog(&self) -> Option<Child> {
+        let script = r#"while kill -0 "$0" 2>/dev/null && kill -0 -- "-$1" 2>/dev/null; do sleep 1; done
+if kill -0 -- "-$1" 2>/dev/null; then
+  kill -TERM -- "-$1"; sleep 15; kill -KILL -- "-$1" 2>/dev/null
+fi"#;
+        let spawned = Command::new("bash")
+            .args([
+                "-c",
+                script,
+                &std::process::id().to_string(),
+                &self.child.id().to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0) // out of the terminal's foreground group: Ctrl-C must not kill it first
+            .spawn();
+        match spawned {
+            Ok(child) => Some(child),
+            Err(e) => {
+                eprintln!("e2e: warning: no watchdog for wrangler dev (cannot run bash: {e})");
+                None
+            }
+        }
+    }
+
+    /// SIGTERM to the process group, up to 15 s for it to go away, then SIGKILL.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let pgid = self.child.id();
+        if signal_group(pgid, SIGTERM) {
+            let deadline = Instant::now() + STOP_GRACE;
+            loop {
+                let _ = self.child.try_wait(); // reap wrangler itself so the group can empty
+                if !signal_group(pgid, 0) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    eprintln!("e2e: wrangler dev ignored SIGTERM for {STOP_GRACE:?}: SIGKILL");
+                    signal_group(pgid, SIGKILL);
+                    break;
+                }
+                sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.child.wait();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+}
+
+impl Drop for WranglerDev {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
