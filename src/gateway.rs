@@ -15,29 +15,17 @@ use crate::core::key::ApiKey;
 use crate::core::policy::Route;
 use crate::core::record::KeyEntry;
 use crate::http::bearer::bearer;
+pub use crate::http::head::Head;
 use crate::http::js;
 use crate::http::problem::{ApiError, ApiResult};
 use crate::http::response;
 use crate::lookup;
 use crate::state::State;
 
-/// The request as the gateway sees it, read in one JS crossing.
-pub struct Head {
-    pub method: String,
-    pub url: String,
-    pub auth: Option<String>,
-}
-
-impl Head {
-    pub fn path(&self) -> &str {
-        crate::http::body::path_of(&self.url)
-    }
-}
-
 fn prepare<'s>(st: &'s State, head: &Head) -> ApiResult<(KeyHash, &'s Route)> {
-    let token = bearer(head.auth.as_deref(), &head.url)?;
+    let token = bearer(head.auth(), head.url())?;
     let key = ApiKey::parse(token).map_err(|_| ApiError::InvalidToken)?;
-    let route = st.policy.route(&head.method, head.path()).map_err(|_| ApiError::AmbiguousPath)?.ok_or(ApiError::NoRoute)?;
+    let route = st.policy.route(head.method(), head.path()).map_err(|_| ApiError::AmbiguousPath)?.ok_or(ApiError::NoRoute)?;
     Ok((KeyHash::of(&key), route))
 }
 

@@ -40,8 +40,7 @@ mod entry {
             Ok(st) => st,
             Err(e) => return response::problem(&e, "keyward").into(),
         };
-        let (method, url, auth) = js::request_head(&req);
-        let head = Head { method, url, auth };
+        let head = Head::new(js::request_head(&req));
         let path = head.path();
         let is_admin = path.starts_with("/admin/");
         let is_verify = path == "/v1/keys/verify";
@@ -52,9 +51,9 @@ mod entry {
         }
         wasm_bindgen_futures::future_to_promise(async move {
             let result = if is_admin {
-                admin::handle(req, &head.method, &head.url, head.path(), head.auth.as_deref(), &env, &st, now).await
+                admin::handle(req, head.method(), head.url(), head.path(), head.auth(), &env, &st, now).await
             } else if is_verify {
-                verify::handle(req, &head.method, &env, &ctx, &st, now).await
+                verify::handle(req, head.method(), &env, &ctx, &st, now).await
             } else {
                 return Ok(gateway::slow(&req, &head, &env, &ctx, &st, now).await);
             };

@@ -1,5 +1,6 @@
 pub mod bearer;
 pub mod body;
+pub mod head;
 
 pub mod problem;
 #[cfg(target_arch = "wasm32")]
