@@ -29,12 +29,14 @@ fn prepare<'s>(st: &'s State, head: &Head) -> ApiResult<(KeyHash, &'s Route)> {
     Ok((KeyHash::of(&key), route))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     req: &web_sys::Request,
     env: &Env,
     ctx: &Context,
     st: &State,
     route: &Route,
+    hash: &KeyHash,
     entry: Option<Rc<KeyEntry>>,
     now: i64,
 ) -> ApiResult<JsValue> {
@@ -43,7 +45,7 @@ fn finish(
         (Outcome::InsufficientScope(_), _) => return Err(ApiError::InsufficientScope { scope_attr: route.scope_attr.clone() }),
         _ => return Err(ApiError::InvalidToken),
     };
-    lookup::note_use(st, env, ctx, &entry, now);
+    lookup::note_use(st, env, ctx, hash, now);
     js::forward(req, &st.origin, &entry.id, &entry.workspace, &entry.scopes_header).map_err(|e| {
         worker::console_error!("origin fetch could not start: {e:?}");
         ApiError::BadGateway
@@ -66,7 +68,7 @@ pub fn fast(req: &web_sys::Request, head: &Head, env: &Env, ctx: &Context, st: &
         Lookup::KnownMissing => None,
         Lookup::Miss => return None,
     };
-    Some(answer(finish(req, env, ctx, st, route, entry, now), st))
+    Some(answer(finish(req, env, ctx, st, route, &hash, entry, now), st))
 }
 
 /// The cache-miss path: at most one KV read, then the same decision.
@@ -74,7 +76,7 @@ pub async fn slow(req: &web_sys::Request, head: &Head, env: &Env, ctx: &Context,
     let r = async {
         let (hash, route) = prepare(st, head)?;
         let entry = lookup::entry(st, env, &hash, now).await?;
-        finish(req, env, ctx, st, route, entry, now)
+        finish(req, env, ctx, st, route, &hash, entry, now)
     };
     answer(r.await, st)
 }

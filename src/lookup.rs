@@ -33,16 +33,15 @@ pub async fn entry(st: &State, env: &Env, hash: &KeyHash, now: Millis) -> Result
     Ok(entry)
 }
 
-/// Schedules a throttled last-used write after the response; the verify path never waits on D1.
-pub fn note_use(st: &State, env: &Env, ctx: &Context, entry: &KeyEntry, now: Millis) {
-    if !entry.take_last_used_slot(now, st.last_used_interval) {
-        return;
-    }
+/// Notes a successful use; when the per-isolate batch is due, writes it to D1 after the
+/// response (waitUntil). The verify path never waits on D1.
+pub fn note_use(st: &State, env: &Env, ctx: &Context, hash: &KeyHash, now: Millis) {
+    let Some(batch) = st.usage.borrow_mut().record(*hash, now) else { return };
     let Ok(db) = Db::new(env) else { return };
-    let id = entry.id.to_string();
+    let hashes: Vec<String> = batch.iter().map(KeyHash::to_hex).collect();
     ctx.wait_until(async move {
-        if let Err(e) = db.touch_last_used(&id, now).await {
-            worker::console_error!("last-used write for {id} failed: {e:?}");
+        if let Err(e) = db.touch_last_used(&hashes, now).await {
+            worker::console_error!("last-used write for {} keys failed: {e:?}", hashes.len());
         }
     });
 }

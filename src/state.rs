@@ -7,9 +7,10 @@ use std::rc::Rc;
 
 use worker::Env;
 
-use crate::core::cache::{CacheConfig, KeyCache};
+use crate::core::cache::{CacheConfig, KeyCache, SeededHash};
 use crate::core::policy::Policy;
-use crate::core::time::{Millis, SECOND};
+use crate::core::time::SECOND;
+use crate::core::usage::UsageBatch;
 use crate::http::problem::ApiError;
 
 const POLICY_JSON: &str = include_str!("../config/policy.json");
@@ -20,7 +21,7 @@ pub struct State {
     pub origin: String,
     pub cache: RefCell<KeyCache>,
     pub kv_cache_ttl: u64,
-    pub last_used_interval: Millis,
+    pub usage: RefCell<UsageBatch>,
     pub admin_token: Option<String>,
 }
 
@@ -66,18 +67,21 @@ fn load(env: &Env) -> Result<State, ApiError> {
         negative_ttl: number(env, "KEY_CACHE_NEGATIVE_TTL_S", 5)? * SECOND,
         max_entries: number(env, "KEY_CACHE_MAX_ENTRIES", 10_000)? as usize,
     };
-    let mut seed = [0u8; 16];
+    let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
-    let k0 = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
-    let k1 = u64::from_le_bytes(seed[8..].try_into().unwrap_or_default());
+    let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().unwrap_or_default());
     // Secrets are bindings too; `var` reads both plain vars and secrets as text.
     let admin_token = env.secret("ADMIN_TOKEN").ok().map(|v| v.to_string()).or_else(|| var(env, "ADMIN_TOKEN"));
     Ok(State {
         policy,
         origin,
-        cache: RefCell::new(KeyCache::new(cfg, [k0, k1])),
+        cache: RefCell::new(KeyCache::new(cfg, [word(0), word(1)])),
         kv_cache_ttl: number(env, "KV_CACHE_TTL_S", 30)? as u64,
-        last_used_interval: number(env, "LAST_USED_INTERVAL_S", 60)? * SECOND,
+        usage: RefCell::new(UsageBatch::new(
+            number(env, "LAST_USED_INTERVAL_S", 60)? * SECOND,
+            10_000,
+            SeededHash::new([word(2), word(3)]),
+        )),
         admin_token: admin_token.filter(|t| !t.is_empty()),
     })
 }

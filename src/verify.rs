@@ -46,10 +46,11 @@ pub async fn handle(req: web_sys::Request, method: &str, env: &Env, ctx: &Contex
     let Ok(key) = ApiKey::parse(&body.key) else {
         return Ok(response::json(200, &json!({"valid": false, "code": "NOT_FOUND"})));
     };
-    let entry = lookup::entry(st, env, &KeyHash::of(&key), now).await?;
+    let hash = KeyHash::of(&key);
+    let entry = lookup::entry(st, env, &hash, now).await?;
     let answer = match (decide(entry.as_deref(), &required, now), entry.as_deref()) {
         (Outcome::Valid, Some(e)) => {
-            lookup::note_use(st, env, ctx, e, now);
+            lookup::note_use(st, env, ctx, &hash, now);
             let mut v = identity(e);
             v["valid"] = json!(true);
             v["code"] = json!("VALID");

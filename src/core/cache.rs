@@ -52,6 +52,13 @@ pub struct SeededHash {
     k1: u64,
 }
 
+impl SeededHash {
+    /// `seed` must come from a CSPRNG (the glue reads it once per isolate).
+    pub fn new(seed: [u64; 2]) -> SeededHash {
+        SeededHash { k0: seed[0], k1: seed[1] }
+    }
+}
+
 pub struct SeededHasher {
     k0: u64,
     k1: u64,
@@ -99,7 +106,7 @@ impl KeyCache {
         let cap = if cfg.enabled() { cfg.max_entries.min(1024) } else { 0 };
         KeyCache {
             cfg,
-            index: HashMap::with_capacity_and_hasher(cap, SeededHash { k0: seed[0], k1: seed[1] }),
+            index: HashMap::with_capacity_and_hasher(cap, SeededHash::new(seed)),
             slots: Vec::with_capacity(cap),
             hand: 0,
         }

@@ -9,4 +9,5 @@ pub mod policy;
 pub mod record;
 pub mod scope;
 pub mod time;
+pub mod usage;
 pub mod validate;

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::cell::Cell;
 
 use super::scope::{ScopeError, ScopeSet};
 use super::time::Millis;
@@ -68,8 +67,6 @@ pub struct KeyEntry {
     pub scopes: ScopeSet,
     pub scopes_header: Box<str>,
     pub meta_json: Box<str>,
-    /// When this isolate last scheduled a last-used write for the key (throttle state).
-    pub last_used_written: Cell<Millis>,
 }
 
 impl KeyEntry {
@@ -86,18 +83,7 @@ impl KeyEntry {
             scopes,
             scopes_header,
             meta_json,
-            last_used_written: Cell::new(Millis::MIN),
         })
-    }
-
-    /// Should this request schedule a last-used write? Updates the throttle state when it says yes.
-    pub fn take_last_used_slot(&self, now: Millis, interval: Millis) -> bool {
-        let last = self.last_used_written.get();
-        if last != Millis::MIN && now.saturating_sub(last) < interval {
-            return false;
-        }
-        self.last_used_written.set(now);
-        true
     }
 }
 
@@ -139,14 +125,5 @@ mod tests {
         assert_eq!(sample_record(&[], Some(now + 5_000)).kv_expiration(now), Some(1_000_061));
         // Expiring in a day: rounded up to the next whole second.
         assert_eq!(sample_record(&[], Some(now + 86_400_500)).kv_expiration(now), Some(1_086_401));
-    }
-
-    #[test]
-    fn last_used_is_throttled_per_entry() {
-        let e = KeyEntry::new(sample_record(&["projects:viewer"], None)).unwrap();
-        assert!(e.take_last_used_slot(10_000, 60_000));
-        assert!(!e.take_last_used_slot(69_999, 60_000));
-        assert!(e.take_last_used_slot(70_000, 60_000));
-        assert!(e.take_last_used_slot(70_001, 0), "interval 0 writes every time");
     }
 }

@@ -215,12 +215,24 @@ impl Db {
         self.rows(stmt).await
     }
 
-    pub async fn touch_last_used(&self, id: &str, now: Millis) -> Result<(), ApiError> {
-        let stmt = self.stmt(
-            "UPDATE keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
-            &[s(id), n(now)],
-        )?;
-        stmt.run().await.map(|_| ()).map_err(d1_err)
+    /// One batch for every key used since the last flush; chunks stay under D1's 100 bound
+    /// parameters per statement.
+    pub async fn touch_last_used(&self, hashes: &[String], now: Millis) -> Result<(), ApiError> {
+        let mut stmts = Vec::new();
+        for chunk in hashes.chunks(90) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "UPDATE keys SET last_used_at = ?1 WHERE hash IN ({}) AND (last_used_at IS NULL OR last_used_at < ?1)",
+                marks.join(", ")
+            );
+            let mut args = vec![n(now)];
+            args.extend(chunk.iter().map(|h| s(h)));
+            stmts.push(self.stmt(&sql, &args)?);
+        }
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        self.batch(stmts).await
     }
 
     pub async fn list_presets(&self, workspace: &str) -> Result<Vec<PresetRow>, ApiError> {
