@@ -1,0 +1,1089 @@
+#!/usr/bin/env python3
+"""keyward benchmark (stdlib only, Python 3.11). Run it through bench/run.sh, which sets the environment.
+
+Side by side on the same pinned wrangler/workerd, in front of one local Node origin:
+  passthrough      bench/passthrough: forwards to the origin, nothing else (the floor)
+  js               bench/js-verifier: keyward's gateway job hand-written in JavaScript
+  keyward          the Rust worker (wrangler.toml at the repo root), release build
+  keyward-nocache  the same with --var KEY_CACHE_TTL_S:0
+
+Keys are created through keyward's admin API (this also measures key-creation throughput); the same
+records are bulk-loaded into the JS worker's local KV. wrk (Lua script rotating through the keys)
+drives each worker's own workerd socket (not wrangler's proxy port) at several connection counts,
+systems interleaved, several rounds. CPU per request is the utime+stime delta of the workerd process
+that serves the worker, read from /proc. Everything started here runs in its own process group and is
+stopped by group id on exit, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import tomllib
+import time
+import zlib
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+LOCK_PATH = os.environ.get("KEYWARD_BUILD_LOCK") or "/tmp/keyward-build.lock"
+# Set by scripts/env.sh's keyward_locked for a command already running under the lock: do not take it again.
+LOCK_HELD = os.environ.get("KEYWARD_BUILD_LOCK_HELD") == "1"
+_exclusive_lock = None  # --exclusive: the build lock, held by this process for the whole run
+
+
+def lock_held() -> bool:
+    return LOCK_HELD or _exclusive_lock is not None
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PROBE_PATH = "/__keyward_bench_probe"
+
+SYSTEMS_ALL = ["passthrough", "js", "keyward", "keyward-nocache"]
+VERIFIERS = {"js", "keyward", "keyward-nocache"}
+
+# scenario -> (method, path, key file kind, expected status from a verifier)
+SCENARIOS = {
+    "valid": ("GET", "/projects/42", "valid", 200),
+    "bad-checksum": ("GET", "/projects/42", "badsum", 401),
+    "unknown-key": ("GET", "/projects/42", "unknown", 401),
+    "insufficient-scope": ("POST", "/deploy", "valid", 403),
+}
+
+# ---------------------------------------------------------------------------------------------------
+# key format (same as keyward's and bench/js-verifier's)
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+PREFIX = "kw_live_"
+
+
+def b62(n: int, width: int) -> str:
+    out = []
+    while n:
+        n, r = divmod(n, 62)
+        out.append(ALPHABET[r])
+    s = "".join(reversed(out)).rjust(width, "0")
+    assert len(s) == width
+    return s
+
+
+def make_key() -> str:
+    body = PREFIX + b62(int.from_bytes(secrets.token_bytes(32), "big"), 43)
+    return body + "_" + b62(zlib.crc32(body.encode("ascii")), 6)
+
+
+def break_checksum(key: str) -> str:
+    last = key[-1]
+    return key[:-1] + ALPHABET[(ALPHABET.index(last) + 1) % 62]
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# logging and process management
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+class Procs:
+    """Process groups started by this run; stopped by group id, also on failure."""
+
+    def __init__(self, pgid_file: Path):
+        self.groups: list[tuple[str, subprocess.Popen]] = []
+        self.pgid_file = pgid_file
+
+    def start(self, name: str, argv: list[str], cwd: Path, logfile: Path, env=None) -> subprocess.Popen:
+        out = open(logfile, "ab")
+        p = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env,
+        )
+        out.close()
+        self.groups.append((name, p))
+        with open(self.pgid_file, "a") as f:  # bench/run.sh's trap reads this if Python dies hard
+            f.write(f"{p.pid}\n")
+        return p
+
+    def stop(self, p: subprocess.Popen, name: str, grace: float = 15.0) -> None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if p.poll() is not None and not group_members(p.pid):
+                return
+            time.sleep(0.1)
+        log(f"{name}: still running {grace:.0f}s after SIGTERM, sending SIGKILL to group {p.pid}")
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop_all(self) -> None:
+        while self.groups:
+            name, p = self.groups.pop()
+            self.stop(p, name)
+
+
+def group_members(pgid: int) -> list[int]:
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:  # fields[0] = state, [1] = ppid, [2] = pgrp
+            pids.append(int(d))
+    return pids
+
+
+def proc_comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def cpu_ticks(pid: int) -> int:
+    st = Path(f"/proc/{pid}/stat").read_text()
+    fields = st[st.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15 of stat)
+
+
+def listening_ports(pid: int) -> set[int]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # 0A = LISTEN
+                ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def established_to(port: int) -> int:
+    """Established TCP connections whose local port is `port` (e.g. a debugger attached)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_request(port: int, method: str, path: str, headers=None, body=None, timeout=5.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# systems
+
+
+class System:
+    def __init__(self, name: str, cwd: Path, vars_: dict[str, str], state: Path, config: Path | None = None):
+        self.name = name
+        self.cwd = cwd
+        self.vars = vars_
+        self.state = state
+        self.config = config  # wrangler config; None = cwd's wrangler.toml
+        self.proc: subprocess.Popen | None = None
+        self.wrangler_port = 0
+        self.port = 0  # the user worker's own workerd socket
+        self.workerd_pid = 0
+        self.proxy_pid = 0
+        self.first_response_s = None
+        self.keys: dict[str, Path] = {}
+        self.records: list[dict] = []
+        self.reloads = 0
+
+    def argv(self) -> list[str]:
+        a = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", str(self.wrangler_port),
+             "--persist-to", str(self.state), "--show-interactive-dev-session=false"]
+        if self.config:
+            a += ["-c", str(self.config)]
+        for k, v in self.vars.items():
+            a += ["--var", f"{k}:{v}"]
+        return a
+
+
+def wrangler(args: list[str], cwd: Path, logfile: Path, timeout: float = 180) -> None:
+    with open(logfile, "ab") as out:
+        out.write(f"\n$ wrangler {' '.join(args)}\n".encode())
+        out.flush()
+        r = subprocess.run(["wrangler", *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                           stderr=subprocess.STDOUT, timeout=timeout, start_new_session=True)
+    if r.returncode != 0:
+        raise BenchError(f"`wrangler {' '.join(args)}` failed (exit {r.returncode}); see {logfile}")
+
+
+def start_system(procs: Procs, s: System, raw: Path, deadline_s: float) -> None:
+    s.wrangler_port = free_port()
+    logfile = raw / f"wrangler-{s.name}.log"
+    t0 = time.monotonic()
+    s.proc = procs.start(s.name, s.argv(), s.cwd, logfile)
+    while True:
+        if s.proc.poll() is not None:
+            raise BenchError(f"{s.name}: wrangler dev exited with {s.proc.returncode} before answering; "
+                             f"see {logfile}:\n{tail(logfile)}")
+        if time.monotonic() - t0 > deadline_s:
+            raise BenchError(f"{s.name}: no response on port {s.wrangler_port} after {deadline_s:.0f}s; "
+                             f"see {logfile}:\n{tail(logfile)}")
+        try:
+            http_request(s.wrangler_port, "GET", PROBE_PATH, timeout=2)
+            break
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.05)
+    s.first_response_s = time.monotonic() - t0
+    locate_workerd(s)
+    log(f"{s.name}: first response after {s.first_response_s:.2f}s; wrangler port {s.wrangler_port}, "
+        f"worker's own workerd socket 127.0.0.1:{s.port} (workerd pid {s.workerd_pid})")
+
+
+def try_flock(f) -> bool:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+class BuildLock:
+    """The shared build lock (/tmp/keyward-build.lock), unless this process or its caller holds it."""
+
+    def __enter__(self):
+        self.f = None
+        if not lock_held():
+            self.f = open(LOCK_PATH, "a")
+            if not try_flock(self.f):
+                log(f"waiting for {LOCK_PATH} (another build is running)")
+                fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.f:
+            self.f.close()
+
+
+def build_keyward(raw: Path, snapshot: Path, labels: list[str]) -> dict:
+    """The project's build (scripts/build.sh, wrangler.toml's [build] command) under the build lock, then a
+    private copy of build/ taken under the same lock.
+
+    The benchmarked keyward instances run that copy through a generated wrangler config without a
+    [build] step: wrangler dev would otherwise rebuild at each start and whenever src/ changes (the
+    project's own dev sessions and tests edit and build the same tree), and restart the worker mid-run.
+    """
+    times = {}
+    with BuildLock():
+        for label in labels:
+            log(f"building keyward ({label}): scripts/build.sh under {LOCK_PATH}")
+            t = time.monotonic()
+            with open(raw / "build.log", "ab") as f:
+                r = subprocess.run([str(ROOT / "scripts" / "build.sh")], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=f,
+                                   stderr=subprocess.STDOUT, timeout=1800)
+            if r.returncode != 0:
+                raise BenchError(f"keyward release build failed (exit {r.returncode}); see {raw / 'build.log'}:\n"
+                                 f"{tail(raw / 'build.log', 30)}")
+            times[label + "_s"] = round(time.monotonic() - t, 2)
+        src = ROOT / "build"
+        if not (src / "worker" / "shim.mjs").is_file():
+            raise BenchError(f"{src}/worker/shim.mjs missing: build keyward first (or drop --no-build)")
+        shutil.copytree(src, snapshot, ignore=shutil.ignore_patterns(".tmp"))
+    wasm = sorted(snapshot.glob("*.wasm"))
+    if wasm:
+        times["wasm_bytes"] = wasm[0].stat().st_size
+    return times
+
+
+def keyward_config(snapshot: Path, name: str, dest: Path) -> Path:
+    """The repo's wrangler.toml as JSON, pointed at the build snapshot, without [build], paths absolute."""
+    cfg = tomllib.loads((ROOT / "wrangler.toml").read_text())
+    cfg.pop("build", None)
+    cfg["name"] = name
+    cfg["main"] = str(snapshot / Path(cfg.get("main", "build/worker/shim.mjs")).relative_to("build"))
+    for db in cfg.get("d1_databases", []):
+        if "migrations_dir" in db:
+            db["migrations_dir"] = str(ROOT / db["migrations_dir"])
+    dest.write_text(json.dumps(cfg, indent=2))
+    return dest
+
+
+def tail(path: Path, n: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def locate_workerd(s: System) -> None:
+    """Find the workerd process that runs the user worker and the port it listens on.
+
+    wrangler dev = node (wrangler) + two workerd processes: the proxy's, listening on wrangler's
+    --port, and the user worker's, listening on an ephemeral "entry" socket plus the inspector and
+    debug ports. Each listening port of the non-proxy workerd is probed with the same request as
+    wrangler's port; the one that answers identically is the worker's own socket.
+    """
+    want = http_request(s.wrangler_port, "GET", PROBE_PATH)
+    want = (want[0], want[2])
+    proxy, candidates = 0, []
+    for _ in range(50):
+        pids = [p for p in group_members(s.proc.pid) if proc_comm(p) == "workerd"]
+        candidates = []
+        for pid in pids:
+            ports = listening_ports(pid)
+            if s.wrangler_port in ports:
+                proxy = pid
+            else:
+                candidates.append((pid, sorted(ports)))
+        if proxy and candidates:
+            break
+        time.sleep(0.1)
+    for pid, ports in candidates:
+        for port in ports:
+            try:
+                got = http_request(port, "GET", PROBE_PATH, timeout=1.5)
+            except (OSError, http.client.HTTPException):
+                continue
+            if (got[0], got[2]) == want:
+                s.port, s.workerd_pid, s.proxy_pid = port, pid, proxy
+                others = [p for p in ports if p != port]
+                attached = sum(established_to(p) for p in others)
+                if attached:
+                    log(f"WARNING {s.name}: {attached} connection(s) to the worker's inspector/debug ports "
+                        f"{others}; is VSCODE_INSPECTOR_OPTIONS=1 set? CPU numbers include the inspector.")
+                return
+    raise BenchError(f"{s.name}: could not find the worker's own workerd socket (workerd processes and "
+                     f"listening ports: proxy={proxy}, others={candidates}); see raw/wrangler-{s.name}.log")
+
+
+# ---------------------------------------------------------------------------------------------------
+# seeding
+
+
+def seed_keyward(s: System, admin_token: str, n: int, concurrency: int) -> dict:
+    """Create n keys (preset sdk) through the admin API; returns creation stats, sets s.records."""
+    path = "/admin/v1/keys?workspace=bench"
+    headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
+    prefix = f"bench-{s.name}-{secrets.token_hex(3)}"
+
+    def worker(indices):
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        out = []
+        try:
+            for i in indices:
+                body = json.dumps({"name": f"{prefix}-{i:05d}", "preset": "sdk"})
+                t = time.perf_counter()
+                conn.request("POST", path, body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                lat = time.perf_counter() - t
+                if r.status != 201:
+                    raise BenchError(f"{s.name}: POST {path} answered {r.status}: {data[:400]!r}")
+                out.append((lat, json.loads(data)))
+        finally:
+            conn.close()
+        return out
+
+    chunks = [list(range(i, n, concurrency)) for i in range(concurrency)]
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as ex:
+        results = [r for chunk in ex.map(worker, chunks) for r in chunk]
+    elapsed = time.perf_counter() - t0
+    lats = sorted(r[0] for r in results)
+    records = []
+    for _, obj in results:
+        key = obj.get("key")
+        if not isinstance(key, str) or len(key) != 58:
+            raise BenchError(f"{s.name}: create answer has no 58-char `key`: {json.dumps(obj)[:400]}")
+        records.append({"key": key, "obj": obj})
+    s.records = records
+    return {
+        "keys": n, "concurrency": concurrency, "seconds": round(elapsed, 3),
+        "keys_per_s": round(n / elapsed, 1),
+        "p50_ms": round(pct(lats, 50) * 1000, 2), "p99_ms": round(pct(lats, 99) * 1000, 2),
+    }
+
+
+def rfc3339_to_ms(v):
+    if v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return int(v)
+    return int(dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def kv_record(obj: dict) -> dict:
+    """The KV value keyward writes for a key, rebuilt from the admin API's key object."""
+    return {
+        "v": 1, "id": obj["id"], "workspace": obj.get("workspace", "bench"), "name": obj["name"],
+        "scopes": obj["scopes"], "expires_at": rfc3339_to_ms(obj.get("expires_at")),
+        "status": obj.get("status", "active"), "preview": obj.get("preview", ""),
+        "meta": obj.get("metadata", {}) or {},
+    }
+
+
+def local_records(n: int) -> list[dict]:
+    """Keys made here when keyward is not part of the run (JS-only runs)."""
+    out = []
+    for i in range(n):
+        key = make_key()
+        out.append({"key": key, "obj": {
+            "id": "key_" + secrets.token_hex(8), "workspace": "bench", "name": f"bench-local-{i:05d}",
+            "scopes": ["events:write", "projects:viewer"], "expires_at": None, "status": "active",
+            "preview": key[:8] + "..." + key[-4:], "metadata": {}}})
+    return out
+
+
+def write_key_files(s: System, raw: Path, unknown: Path) -> None:
+    valid = raw / f"keys-{s.name}-valid.txt"
+    bad = raw / f"keys-{s.name}-badsum.txt"
+    valid.write_text("".join(r["key"] + "\n" for r in s.records))
+    bad.write_text("".join(break_checksum(r["key"]) + "\n" for r in s.records))
+    s.keys = {"valid": valid, "badsum": bad, "unknown": unknown}
+
+
+# ---------------------------------------------------------------------------------------------------
+# sanity checks (curl)
+
+
+def curl(port: int, method: str, path: str, headers: dict[str, str], tmp: Path):
+    hfile, bfile = tmp / "curl-headers.txt", tmp / "curl-body.txt"
+    argv = ["curl", "-sS", "-m", "10", "-X", method, "-o", str(bfile), "-D", str(hfile), "-w", "%{http_code}"]
+    for k, v in headers.items():
+        argv += ["-H", f"{k}: {v}"]
+    if method == "POST":
+        argv += ["--data-binary", ""]
+    argv.append(f"http://127.0.0.1:{port}{path}")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    status = int(r.stdout.strip() or 0)
+    hdrs = {}
+    for line in hfile.read_text(errors="replace").splitlines()[1:] if hfile.exists() else []:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, bfile.read_bytes() if bfile.exists() else b""
+
+
+def sanity_check(s: System, tmp: Path) -> list[str]:
+    problems = []
+    rec = s.records[0]
+    key = rec["key"]
+    spoof = {"X-Keyward-Key-Id": "spoofed", "X-Keyward-Workspace": "spoofed"}
+    # valid -> 200 from the origin (echo shows what was forwarded)
+    st, h, body = curl(s.port, "GET", "/projects/42?echo=1", {"Authorization": f"Bearer {key}", **spoof}, tmp)
+    if st != 200:
+        problems.append(f"valid key GET /projects/42 -> {st} (want 200): {body[:300]!r}")
+    else:
+        try:
+            echo = json.loads(body)
+        except ValueError:
+            echo = None
+        if not echo or echo.get("url") != "/projects/42?echo=1":
+            problems.append(f"valid key: answer is not the origin's echo: {body[:300]!r}")
+        elif s.name in VERIFIERS:
+            eh = echo["headers"]
+            if "authorization" in eh:
+                problems.append("valid key: Authorization was forwarded to the origin")
+            if eh.get("x-keyward-key-id") != rec["obj"]["id"]:
+                problems.append(f"valid key: origin saw X-Keyward-Key-Id {eh.get('x-keyward-key-id')!r}, "
+                                f"want {rec['obj']['id']!r}")
+            if eh.get("x-keyward-workspace") != "bench":
+                problems.append(f"valid key: origin saw X-Keyward-Workspace {eh.get('x-keyward-workspace')!r}")
+            if "projects:viewer" not in (eh.get("x-keyward-scopes") or "").split():
+                problems.append(f"valid key: origin saw X-Keyward-Scopes {eh.get('x-keyward-scopes')!r}")
+    if s.name not in VERIFIERS:
+        return problems
+    cases = [
+        ("bad checksum", "GET", "/projects/42", break_checksum(key), 401, 'error="invalid_token"'),
+        ("unknown key", "GET", "/projects/42", make_key(), 401, 'error="invalid_token"'),
+        ("insufficient scope", "POST", "/deploy", key, 403, 'error="insufficient_scope"'),
+    ]
+    for label, method, path, k, want, auth_part in cases:
+        st, h, body = curl(s.port, method, path, {"Authorization": f"Bearer {k}"}, tmp)
+        if st != want:
+            problems.append(f"{label}: {method} {path} -> {st} (want {want}): {body[:300]!r}")
+            continue
+        if auth_part not in h.get("www-authenticate", ""):
+            problems.append(f"{label}: WWW-Authenticate {h.get('www-authenticate')!r} lacks {auth_part}")
+        if not h.get("content-type", "").startswith("application/problem+json"):
+            problems.append(f"{label}: Content-Type {h.get('content-type')!r}, want application/problem+json")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# load
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return 0.0
+    k = (len(sorted_vals) - 1) * p / 100
+    f = int(k)
+    c = min(f + 1, len(sorted_vals) - 1)
+    return sorted_vals[f] + (sorted_vals[c] - sorted_vals[f]) * (k - f)
+
+
+def run_wrk(port: int, conns: int, duration: float, keys: Path, method: str, path: str, out: Path) -> dict:
+    argv = ["wrk", "-t1", f"-c{conns}", f"-d{int(duration)}s", "--timeout", "5s",
+            "-s", str(BENCH / "wrk" / "rotate.lua"), f"http://127.0.0.1:{port}{path}",
+            "--", str(keys), method, path]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    out.write_text(" ".join(argv) + "\n" + r.stdout + r.stderr)
+    for line in r.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON "):])
+    raise BenchError(f"wrk printed no result (exit {r.returncode}): {r.stdout[-500:]} {r.stderr[-500:]}")
+
+
+def host_busy_ticks() -> int:
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(f[:8]) - f[3] - f[4]  # all but idle and iowait (guest time is already in user)
+
+
+def children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Vanished(Exception):
+    """A measured process exited (wrangler restarted the worker): the run is void."""
+
+
+def measure(s_port: int, cpu_pids: dict[str, int], conns, duration, keys, method, path, out) -> dict:
+    try:
+        return _measure(s_port, cpu_pids, conns, duration, keys, method, path, out)
+    except FileNotFoundError as e:
+        raise Vanished(str(e)) from e
+
+
+def _measure(s_port: int, cpu_pids: dict[str, int], conns, duration, keys, method, path, out) -> dict:
+    before = {k: cpu_ticks(p) for k, p in cpu_pids.items()}
+    host0, wrk0 = host_busy_ticks(), children_cpu_s()
+    t0 = time.monotonic()
+    w = run_wrk(s_port, conns, duration, keys, method, path, out)
+    wall = time.monotonic() - t0
+    host1, wrk1 = host_busy_ticks(), children_cpu_s()
+    after = {k: cpu_ticks(p) for k, p in cpu_pids.items()}
+    w["cpu_s"] = {k: (after[k] - before[k]) / CLK_TCK for k in cpu_pids}
+    w["cpu_s"]["wrk"] = round(wrk1 - wrk0, 3)
+    w["cpu_s"]["host_busy"] = (host1 - host0) / CLK_TCK
+    # CPU burnt by anything else on the machine (other builds, tests): noise indicator
+    w["cpu_s"]["foreign"] = round(max(0.0, w["cpu_s"]["host_busy"] - sum(
+        v for k, v in w["cpu_s"].items() if k not in ("host_busy",))), 3)
+    w["wall_s"] = wall
+    return w
+
+
+def origin_alone(origin_port: int, origin_pid: int, duration: float, raw: Path, unknown: Path) -> dict:
+    res = {}
+    for conns in (8, 32):
+        w = measure(origin_port, {"origin": origin_pid}, conns, duration, unknown, "GET", "/projects/42",
+                    raw / f"wrk-origin-alone-c{conns}.txt")
+        rps = w["requests"] / (w["duration_us"] / 1e6)
+        res[f"c{conns}"] = {"rps": round(rps, 1), "p50_ms": w["latency_us"]["p50"] / 1000,
+                            "p99_ms": w["latency_us"]["p99"] / 1000,
+                            "cpu_us_per_req": round(w["cpu_s"]["origin"] * 1e6 / max(w["requests"], 1), 1),
+                            "statuses": w["statuses"]}
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------
+# report
+
+
+def fmt(v, nd=0):
+    if v is None:
+        return "-"
+    return f"{v:,.{nd}f}"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def aggregate(runs: list[dict], systems: list[str], conns_list, scenarios) -> dict:
+    cells = {}
+    for sc in scenarios:
+        for c in conns_list:
+            for sy in systems:
+                rs = [r for r in runs if r["scenario"] == sc and r["conns"] == c and r["system"] == sy]
+                if not rs:
+                    continue
+                reqs = sum(r["requests"] for r in rs)
+                cpu = sum(r["cpu_s"]["workerd"] for r in rs)
+                statuses: dict[str, int] = {}
+                for r in rs:
+                    for k, v in r["statuses"].items():
+                        statuses[k] = statuses.get(k, 0) + v
+                errs = sum(sum(r["errors"][k] for k in ("connect", "read", "write", "timeout")) for r in rs)
+                expected = str(rs[0]["expected_status"])
+                cells[(sc, c, sy)] = {
+                    "scenario": sc, "conns": c, "system": sy, "rounds": len(rs),
+                    "rps": statistics.median(r["requests"] / (r["duration_us"] / 1e6) for r in rs),
+                    "rps_rounds": [round(r["requests"] / (r["duration_us"] / 1e6), 1) for r in rs],
+                    "p50_ms": statistics.median(r["latency_us"]["p50"] for r in rs) / 1000,
+                    "p99_ms": statistics.median(r["latency_us"]["p99"] for r in rs) / 1000,
+                    "cpu_us": cpu * 1e6 / reqs if reqs else None,
+                    "requests": reqs, "statuses": statuses, "socket_errors": errs,
+                    "expected_status": int(expected),
+                    "unexpected": reqs - statuses.get(expected, 0),
+                    "foreign_cpu_pct": statistics.median(
+                        100 * r["cpu_s"]["foreign"] / (r["wall_s"] * (os.cpu_count() or 1)) for r in rs),
+                }
+    for (sc, c, sy), cell in cells.items():
+        base = cells.get((sc, c, "passthrough"))
+        cell["rps_vs_pass"] = ratio(cell["rps"], base["rps"]) if base else None
+        cell["cpu_vs_pass"] = ratio(cell["cpu_us"], base["cpu_us"]) if base else None
+        js = cells.get((sc, c, "js"))
+        if sy.startswith("keyward") and js:
+            cell["rps_vs_js"] = ratio(cell["rps"], js["rps"])
+            cell["cpu_vs_js"] = ratio(cell["cpu_us"], js["cpu_us"])
+    return cells
+
+
+def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: dict, startup: dict,
+           origin: dict) -> str:
+    L = []
+    L.append(f"# keyward benchmark {meta['stamp']}{' (smoke)' if meta['smoke'] else ''}")
+    L.append("")
+    L.append(f"wrangler {meta['wrangler']}, workerd {meta['workerd']}, wrk {meta['wrk']}; {meta['cpus']} CPUs; "
+             f"{meta['rounds']} round(s) x {meta['duration_s']:g}s per cell, systems interleaved; "
+             f"load on each worker's own workerd socket; {meta['keys']} keys rotated.")
+    L.append("req/s, p50 and p99 are medians over rounds; CPU is the worker's workerd utime+stime per request "
+             "over all rounds. 'vs pass' = ratio to the passthrough worker for the same scenario and "
+             "connections; 'vs JS' = keyward / the JavaScript verifier (req/s > 1 and CPU < 1 = keyward wins).")
+    fc = sorted(x["foreign_cpu_pct"] for x in cells.values())
+    if fc:
+        L.append(f"Noise: processes outside the benchmark used {pct(fc, 50):.0f}% of the machine's CPU during a "
+                 f"typical measured run (worst cell {fc[-1]:.0f}%); numbers from a busy machine compare only "
+                 f"as ratios.")
+    L.append("")
+    L.append("| scenario | conns | system | req/s | p50 ms | p99 ms | CPU us/req | req/s vs pass | CPU vs pass "
+             "| req/s vs JS | CPU vs JS | statuses |")
+    L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for sc in scenarios:
+        for c in conns_list:
+            for sy in systems:
+                x = cells.get((sc, c, sy))
+                if not x:
+                    continue
+                st = " ".join(f"{k}:{v}" for k, v in sorted(x["statuses"].items()))
+                if x["unexpected"]:
+                    st += f" (**{x['unexpected']} not {x['expected_status']}**)"
+                if x["socket_errors"]:
+                    st += f" (**{x['socket_errors']} socket errors**)"
+                L.append(f"| {sc} | {c} | {sy} | {fmt(x['rps'])} | {fmt(x['p50_ms'], 2)} | {fmt(x['p99_ms'], 2)} "
+                         f"| {fmt(x['cpu_us'])} | {fmt(x.get('rps_vs_pass'), 2)} | {fmt(x.get('cpu_vs_pass'), 2)} "
+                         f"| {fmt(x.get('rps_vs_js'), 2)} | {fmt(x.get('cpu_vs_js'), 2)} | {st} |")
+    L.append("")
+    if creation:
+        L.append("| key creation (POST /admin/v1/keys, preset sdk) | keys | concurrency | seconds | keys/s | "
+                 "p50 ms | p99 ms |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        for sy, c in creation.items():
+            L.append(f"| {sy} | {c['keys']} | {c['concurrency']} | {c['seconds']:.2f} | {fmt(c['keys_per_s'], 1)} | "
+                     f"{c['p50_ms']:.1f} | {c['p99_ms']:.1f} |")
+        L.append("")
+    L.append("| time to first response after start | seconds | note |")
+    L.append("|---|---:|---|")
+    for sy, v in startup.items():
+        L.append(f"| {sy} | {v['seconds']:.2f} | {v['note']} |")
+    L.append("")
+    L.append("| origin alone (Node http, GET) | req/s | p50 ms | p99 ms | origin CPU us/req |")
+    L.append("|---|---:|---:|---:|---:|")
+    for k, v in origin.items():
+        L.append(f"| {k.replace('c', '', 1)} conns | {fmt(v['rps'])} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | "
+                 f"{fmt(v['cpu_us_per_req'])} |")
+    L.append("")
+    reloaded = {k: v for k, v in (meta.get("reloads") or {}).items() if v}
+    if reloaded:
+        L.append(f"**Warning:** workers restarted during the run (caches reset): {reloaded}.")
+        L.append("")
+    verdict = meta.get("verdict")
+    if verdict:
+        L.append(verdict["text"])
+        L.append("")
+    return "\n".join(L)
+
+
+def verdict_of(cells: dict, systems) -> dict | None:
+    if "keyward" not in systems or "js" not in systems:
+        return None
+    wins, total, lines = 0, 0, []
+    for (sc, c, sy), x in sorted(cells.items()):
+        if sy != "keyward" or x.get("rps_vs_js") is None:
+            continue
+        total += 1
+        ok = x["rps_vs_js"] > 1.0 and (x.get("cpu_vs_js") or 0) < 1.0
+        wins += ok
+        if not ok:
+            lines.append(f"{sc}/{c}: req/s x{x['rps_vs_js']:.2f}, CPU x{x['cpu_vs_js']:.2f}")
+    text = (f"Verdict: keyward (cache on) beats the JavaScript verifier (more req/s and less CPU/req) in "
+            f"{wins} of {total} scenario/connection cells.")
+    if lines:
+        text += " Not in: " + "; ".join(lines) + "."
+    return {"wins": wins, "cells": total, "beats_js_everywhere": wins == total and total > 0, "text": text}
+
+
+# ---------------------------------------------------------------------------------------------------
+# main
+
+
+def tool_version(argv) -> str:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def workerd_version() -> str:
+    try:
+        pkg = json.loads((ROOT / "node_modules" / "workerd" / "package.json").read_text())
+        return pkg.get("version", "?")
+    except OSError:
+        return tool_version(["workerd", "--version"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="a few seconds per system (CI)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS_ALL), help="comma list from " + ",".join(SYSTEMS_ALL))
+    ap.add_argument("--rounds", type=int, help="rounds (default 3; smoke 1)")
+    ap.add_argument("--duration", type=int, help="whole seconds per wrk run (default 4; smoke 1)")
+    ap.add_argument("--prime", type=int, help="whole seconds of unrecorded load just before each measured run, "
+                    "so per-isolate caches are warm (default 1, and 2 for valid-key scenarios on verifiers; "
+                    "smoke 0)")
+    ap.add_argument("--conns", help="comma list of connection counts (default 8,32; smoke 8)")
+    ap.add_argument("--keys", type=int, help="keys to create and rotate (default 1000; smoke 50)")
+    ap.add_argument("--seed-concurrency", type=int, default=4, help="parallel POST /admin/v1/keys")
+    ap.add_argument("--no-build", action="store_true", help="skip the explicit release build")
+    ap.add_argument("--require-win", action="store_true", help="exit 3 unless keyward beats JS in every cell")
+    ap.add_argument("--out", help="results directory (default bench/results/<stamp>)")
+    ap.add_argument("--exclusive", action="store_true",
+                    help=f"hold the build lock ({LOCK_PATH}) for the whole run, so no other keyward build or "
+                    "locked wrangler start competes for the CPU (they wait)")
+    a = ap.parse_args()
+
+    systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    for s in systems:
+        if s not in SYSTEMS_ALL:
+            ap.error(f"unknown system {s!r}")
+    if "passthrough" not in systems:
+        ap.error("the passthrough system is required (ratios are relative to it)")
+    systems = [s for s in SYSTEMS_ALL if s in systems]
+    rounds = a.rounds or (1 if a.smoke else 3)
+    duration = a.duration or (1 if a.smoke else 4)
+    prime = a.prime if a.prime is not None else (0 if a.smoke else 1)
+    conns_list = [int(c) for c in (a.conns or ("8" if a.smoke else "8,32")).split(",")]
+    nkeys = a.keys or (50 if a.smoke else 1000)
+    scenarios = list(SCENARIOS)
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ("-smoke" if a.smoke else "")
+    out = Path(a.out) if a.out else BENCH / "results" / stamp
+    raw = out / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    state_root = Path(tempfile.mkdtemp(prefix="keyward-bench-"))
+    pgid_file = Path(os.environ.get("KEYWARD_BENCH_PGID_FILE") or raw / "pgids")
+    procs = Procs(pgid_file)
+    t_start = time.monotonic()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+
+    for tool in ("wrangler", "node", "wrk", "curl"):
+        if not shutil.which(tool):
+            raise BenchError(f"`{tool}` not found on PATH")
+
+    meta = {
+        "stamp": stamp, "smoke": a.smoke, "exclusive": a.exclusive, "systems": systems, "rounds": rounds, "duration_s": duration,
+        "prime_s": prime, "conns": conns_list, "keys": nkeys, "cpus": os.cpu_count(),
+        "wrangler": tool_version(["wrangler", "--version"]).replace("⛅️", "").strip(),
+        "workerd": workerd_version(), "wrk": tool_version(["wrk", "--version"]).split(" [")[0],
+        "node": tool_version(["node", "--version"]), "host": os.uname().nodename,
+        "env": {k: os.environ.get(k) for k in ("VSCODE_INSPECTOR_OPTIONS", "X_LOCAL_OBSERVABILITY",
+                                                "CLOUDFLARE_CF_FETCH_ENABLED")},
+    }
+    log(f"results -> {out}; systems {systems}; {rounds} round(s) x {duration:g}s x conns {conns_list}")
+
+    global _exclusive_lock
+    try:
+        if a.exclusive and not LOCK_HELD:
+            _exclusive_lock = open(LOCK_PATH, "a")
+            if not try_flock(_exclusive_lock):
+                log(f"--exclusive: waiting for {LOCK_PATH}")
+                fcntl.flock(_exclusive_lock, fcntl.LOCK_EX)
+            log(f"--exclusive: holding {LOCK_PATH} until the end of the run")
+        # 1. release build (keyward) and a private snapshot of it
+        build = {}
+        snapshot = state_root / "keyward-build"
+        if any(s.startswith("keyward") for s in systems):
+            labels = [] if a.no_build else (["release"] if a.smoke else ["release", "noop"])
+            build = build_keyward(raw, snapshot, labels)
+            log(f"build: {build}")
+        meta["build"] = build
+
+        # 2. origin, measured alone once
+        origin_port = free_port()
+        origin = procs.start("origin", ["node", str(BENCH / "origin" / "server.mjs"), str(origin_port)], BENCH,
+                             raw / "origin.log")
+        for _ in range(100):
+            try:
+                http_request(origin_port, "GET", "/")
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise BenchError(f"origin did not start; see {raw / 'origin.log'}")
+        unknown = raw / "keys-unknown.txt"
+        unknown.write_text("".join(make_key() + "\n" for _ in range(nkeys)))
+        log("origin alone ...")
+        origin_res = origin_alone(origin_port, origin.pid, 1 if a.smoke else 3, raw, unknown)
+        log(f"origin alone: {origin_res}")
+        origin_url = f"http://127.0.0.1:{origin_port}"
+
+        # 3. systems
+        admin_token = secrets.token_hex(24)
+        defs = {
+            "passthrough": System("passthrough", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
+                                  state_root / "passthrough"),
+            "js": System("js", BENCH / "js-verifier", {"ORIGIN_URL": origin_url}, state_root / "js"),
+        }
+        if snapshot.is_dir():
+            defs["keyward"] = System(
+                "keyward", ROOT, {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token}, state_root / "keyward",
+                keyward_config(snapshot, "keyward-bench", state_root / "keyward.wrangler.json"))
+            defs["keyward-nocache"] = System(
+                "keyward-nocache", ROOT,
+                {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token, "KEY_CACHE_TTL_S": "0"},
+                state_root / "keyward-nocache",
+                keyward_config(snapshot, "keyward-bench-nocache", state_root / "keyward-nocache.wrangler.json"))
+        active = {name: defs[name] for name in systems}
+        creation = {}
+        start_deadline = 300.0
+
+        def start_keyward(s: System):
+            log(f"{s.name}: applying D1 migrations")
+            wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", str(s.state),
+                      "-c", str(s.config)], ROOT, raw / f"wrangler-{s.name}-setup.log")
+            start_system(procs, s, raw, start_deadline)
+            log(f"{s.name}: creating {nkeys} keys through the admin API")
+            creation[s.name] = seed_keyward(s, admin_token, nkeys, a.seed_concurrency)
+            log(f"{s.name}: key creation {creation[s.name]}")
+            (raw / f"created-{s.name}.json").write_text(json.dumps([r["obj"] for r in s.records], indent=1))
+
+        start_system(procs, active["passthrough"], raw, start_deadline)
+        if "keyward" in active:
+            start_keyward(active["keyward"])
+        if "js" in active:
+            s = active["js"]
+            source = active.get("keyward") or active.get("keyward-nocache")
+            if source is None:
+                s.records = local_records(nkeys)
+            else:
+                if not source.records:
+                    start_keyward(source)
+                s.records = source.records
+            kvfile = raw / "kv-js.json"
+            kvfile.write_text(json.dumps([{"key": key_hash(r["key"]), "value": json.dumps(kv_record(r["obj"]))}
+                                          for r in s.records]))
+            log(f"js: loading {len(s.records)} records into local KV (wrangler kv bulk put)")
+            t = time.monotonic()
+            wrangler(["kv", "bulk", "put", str(kvfile), "--binding", "KV", "--local", "--persist-to", str(s.state)],
+                     s.cwd, raw / "wrangler-js-setup.log")
+            meta["kv_bulk_put_s"] = round(time.monotonic() - t, 2)
+            start_system(procs, s, raw, start_deadline)
+        if "keyward-nocache" in active and not active["keyward-nocache"].records:
+            start_keyward(active["keyward-nocache"])
+        active["passthrough"].records = next(
+            (active[n].records for n in ("keyward", "js", "keyward-nocache") if n in active and active[n].records),
+            None) or local_records(nkeys)
+        for s in active.values():
+            write_key_files(s, raw, unknown)
+
+        # 4. sanity checks (first make sure no wrangler restarted its worker since it started)
+        for s in active.values():
+            if s.port not in listening_ports(s.workerd_pid):
+                s.reloads += 1
+                log(f"{s.name}: worker reloaded since start; locating its workerd socket again")
+                locate_workerd(s)
+        failures = []
+        for s in active.values():
+            for p in sanity_check(s, raw):
+                failures.append(f"{s.name}: {p}")
+        if failures:
+            raise BenchError("sanity check failed, not running load:\n  " + "\n  ".join(failures))
+        log("sanity checks passed: valid -> 200 from origin, bad checksum/unknown -> 401, scope -> 403")
+
+        # 5. load: warm-up, then rounds; systems interleaved, order rotated per round and cell
+        runs: list[dict] = []
+        order = list(active)
+
+        def cell(sy: str, sc: str, conns: int, secs: float, tag: str, retry: bool = True) -> dict:
+            s = active[sy]
+            if s.port not in listening_ports(s.workerd_pid):
+                s.reloads += 1
+                log(f"WARNING {sy}: workerd {s.workerd_pid} no longer listens on {s.port}; locating it again")
+                locate_workerd(s)
+            try:
+                return cell_once(s, sy, sc, conns, secs, tag)
+            except Vanished as e:
+                if not retry:
+                    raise BenchError(f"{sy}: its workerd exited twice during one run ({e})")
+                log(f"WARNING {sy}: a measured process exited during the run ({e}); repeating it")
+                s.reloads += 1
+                time.sleep(2)
+                locate_workerd(s)
+                return cell(sy, sc, conns, secs, tag, retry=False)
+
+        def cell_once(s: System, sy: str, sc: str, conns: int, secs: float, tag: str) -> dict:
+            method, path, kind, expected = SCENARIOS[sc]
+            pids = {"workerd": s.workerd_pid, "proxy_workerd": s.proxy_pid, "origin": origin.pid}
+            if prime > 0:
+                # Unrecorded: refills the worker's per-isolate cache (entries outlive a 30 s TTL only while
+                # in use, and the other cells run in between), so a measured run sees steady state.
+                secs_prime = prime * (2 if sy in VERIFIERS and kind == "valid" else 1)
+                measure(s.port, pids, max(conns_list), secs_prime, s.keys[kind], method, path,
+                        raw / f"wrk-{tag}-prime-{sy}-{sc}-c{conns}.txt")
+            w = measure(s.port, pids, conns, secs, s.keys[kind], method, path,
+                        raw / f"wrk-{tag}-{sy}-{sc}-c{conns}.txt")
+            w.update(system=sy, scenario=sc, conns=conns, round=tag,
+                     expected_status=expected if sy in VERIFIERS else 200)
+            with open(raw / "runs.jsonl", "a") as f:
+                f.write(json.dumps(w) + "\n")
+            return w
+
+        n_cells = len(scenarios) * len(conns_list) * len(order)
+        for rnd in range(rounds):
+            log(f"round {rnd + 1}/{rounds}: {n_cells} runs of {duration:g}s")
+            k = 0
+            for conns in conns_list:
+                for sc in scenarios:
+                    rot = (rnd + k) % len(order)
+                    k += 1
+                    for sy in order[rot:] + order[:rot]:
+                        w = cell(sy, sc, conns, duration, f"r{rnd + 1}")
+                        runs.append(w)
+                        if w["requests"] == 0:
+                            raise BenchError(f"{sy} {sc} c{conns}: wrk completed no request; see raw/")
+
+        meta["reloads"] = {sy: s.reloads for sy, s in active.items()}
+
+        # 6. report
+        cells = aggregate(runs, order, conns_list, scenarios)
+        verdict = verdict_of(cells, order)
+        meta["verdict"] = verdict
+        startup = {}
+        for sy, s in active.items():
+            note = "wrangler dev spawn -> first HTTP answer"
+            if sy.startswith("keyward"):
+                note += " (prebuilt release; "
+                if build.get("release_s") is not None:
+                    note += f"`scripts/build.sh` took {build['release_s']:.1f}s"
+                    if build.get("noop_s") is not None:
+                        note += f", a no-op rebuild {build['noop_s']:.1f}s, which plain `wrangler dev` adds at start"
+                else:
+                    note += "--no-build"
+                note += ")"
+            startup[sy] = {"seconds": round(s.first_response_s, 2), "note": note}
+        meta["total_s"] = round(time.monotonic() - t_start, 1)
+        table = render(meta, cells, order, conns_list, scenarios, creation, startup, origin_res)
+        table += f"\nTotal run time {meta['total_s']:.0f}s.\n"
+        (out / "table.md").write_text(table)
+        summary = {
+            "meta": meta,
+            "sockets": {sy: {"wrangler_port": s.wrangler_port, "workerd_port": s.port, "workerd_pid": s.workerd_pid}
+                        for sy, s in active.items()},
+            "cells": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in x.items()}
+                      for x in cells.values()],
+            "key_creation": creation, "startup": startup, "origin_alone": origin_res,
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print()
+        print(table)
+        log(f"wrote {out / 'table.md'}, {out / 'summary.json'} and raw data under {raw}")
+        bad = [x for x in cells.values() if x["unexpected"] or x["socket_errors"]]
+        if bad:
+            log("WARNING: some cells saw unexpected statuses or socket errors (marked in the table)")
+        if a.require_win and verdict and not verdict["beats_js_everywhere"]:
+            log("--require-win: keyward does not beat the JavaScript verifier everywhere")
+            return 3
+        return 0
+    except BenchError as e:
+        log(f"FAILED: {e}")
+        return 1
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); stopping everything")
+        return 130
+    finally:
+        log("stopping all started processes")
+        procs.stop_all()
+        shutil.rmtree(state_root, ignore_errors=True)
+        if _exclusive_lock is not None:
+            _exclusive_lock.close()  # releases the lock
+
+
+if __name__ == "__main__":
+    sys.exit(main())
