@@ -53,7 +53,11 @@ fn finish(
 }
 
 fn answer(r: ApiResult<JsValue>, st: &State) -> JsValue {
-    r.unwrap_or_else(|e| response::problem(&e, &st.policy.realm).into())
+    match r {
+        Ok(v) => v,
+        Err(ApiError::InvalidToken) => st.invalid_token.respond().into(),
+        Err(e) => response::problem(&e, &st.policy.realm).into(),
+    }
 }
 
 /// Decides from memory: refusals that need no storage, and cache hits. `None` = needs KV.

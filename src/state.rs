@@ -23,6 +23,7 @@ pub struct State {
     pub kv_cache_ttl: u64,
     pub usage: RefCell<UsageBatch>,
     pub admin_token: Option<String>,
+    pub invalid_token: crate::http::response::Canned,
 }
 
 thread_local! {
@@ -73,7 +74,6 @@ fn load(env: &Env) -> Result<State, ApiError> {
     // Secrets are bindings too; `var` reads both plain vars and secrets as text.
     let admin_token = env.secret("ADMIN_TOKEN").ok().map(|v| v.to_string()).or_else(|| var(env, "ADMIN_TOKEN"));
     Ok(State {
-        policy,
         origin,
         cache: RefCell::new(KeyCache::new(cfg, [word(0), word(1)])),
         kv_cache_ttl: number(env, "KV_CACHE_TTL_S", 30)? as u64,
@@ -83,5 +83,7 @@ fn load(env: &Env) -> Result<State, ApiError> {
             SeededHash::new([word(2), word(3)]),
         )),
         admin_token: admin_token.filter(|t| !t.is_empty()),
+        invalid_token: crate::http::response::Canned::invalid_token(&policy.realm),
+        policy,
     })
 }

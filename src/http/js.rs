@@ -31,9 +31,9 @@ export function kw_init(badGateway) {
 
 export function kw_respond(status, body, contentType, www, noStore) {
   const h = { 'content-type': contentType };
-  if (www !== undefined) h['www-authenticate'] = www;
+  if (www !== '') h['www-authenticate'] = www;
   if (noStore) h['cache-control'] = 'no-store';
-  return new Response(body, { status, headers: h });
+  return new Response(status === 204 ? null : body, { status, headers: h });
 }
 
 export function kw_request_head(req) {
@@ -47,7 +47,7 @@ extern "C" {
 
     fn kw_init(bad_gateway_body: &str);
 
-    fn kw_respond(status: u16, body: Option<String>, content_type: &str, www: Option<String>, no_store: bool) -> web_sys::Response;
+    fn kw_respond(status: u16, body: &str, content_type: &str, www: &str, no_store: bool) -> web_sys::Response;
 
     fn kw_request_head(req: &web_sys::Request) -> String;
 }
@@ -69,6 +69,7 @@ pub fn init(bad_gateway_body: &str) {
     kw_init(bad_gateway_body);
 }
 
-pub fn respond(status: u16, body: Option<String>, content_type: &str, www: Option<String>, no_store: bool) -> web_sys::Response {
+/// `www` empty = no WWW-Authenticate header; status 204 sends no body.
+pub fn respond(status: u16, body: &str, content_type: &str, www: &str, no_store: bool) -> web_sys::Response {
     kw_respond(status, body, content_type, www, no_store)
 }
