@@ -46,7 +46,7 @@ fn finish(
         _ => return Err(ApiError::InvalidToken),
     };
     lookup::note_use(st, env, ctx, hash, now);
-    js::forward(req, &st.origin, &entry.id, &entry.workspace, &entry.scopes_header).map_err(|e| {
+    js::forward(req, &entry.identity).map_err(|e| {
         worker::console_error!("origin fetch could not start: {e:?}");
         ApiError::BadGateway
     })

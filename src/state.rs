@@ -35,7 +35,7 @@ pub fn get(env: &Env) -> Result<Rc<State>, ApiError> {
         return Ok(st);
     }
     let st = Rc::new(load(env)?);
-    crate::http::js::init(&ApiError::BadGateway.body());
+    crate::http::js::init(&st.origin, &ApiError::BadGateway.body());
     STATE.with(|s| *s.borrow_mut() = Some(Rc::clone(&st)));
     Ok(st)
 }

@@ -115,7 +115,8 @@ function holds(grants, need) {
 
 // ---- route policy, compiled once ----------------------------------------------------------------
 
-// Path patterns: literal segments, `*` = exactly one segment, a trailing `**` = one or more segments.
+// Path patterns: literal segments, `*` = exactly one non-empty segment, a trailing `**` = any number
+// of segments, zero included (as in keyward, docs/scopes.md).
 const ROUTES = policy.routes.map((r) => {
   const segs = r.path.split("/").slice(1);
   const rest = segs[segs.length - 1] === "**";
@@ -135,12 +136,11 @@ function matchRoute(method, path) {
   const segs = path.split("/").slice(1);
   outer: for (const r of ROUTES) {
     if (r.method !== "*" && r.method !== method) continue;
-    if (r.rest ? segs.length <= r.segs.length : segs.length !== r.segs.length) continue;
+    if (r.rest ? segs.length < r.segs.length : segs.length !== r.segs.length) continue;
     for (let i = 0; i < r.segs.length; i++) {
       const p = r.segs[i];
       if (p === "*" ? segs[i] === "" : p !== segs[i]) continue outer;
     }
-    if (r.rest && segs[segs.length - 1] === "" && segs.length === r.segs.length + 1) continue;
     return r;
   }
   return null;

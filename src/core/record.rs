@@ -65,14 +65,16 @@ pub struct KeyEntry {
     pub expires_at: Option<Millis>,
     pub status: Status,
     pub scopes: ScopeSet,
-    pub scopes_header: Box<str>,
+    /// `id\nworkspace\nscopes` (scopes space separated): the three identity headers as one
+    /// string, so forwarding hands JS one string instead of three.
+    pub identity: Box<str>,
     pub meta_json: Box<str>,
 }
 
 impl KeyEntry {
     pub fn new(record: KeyRecord) -> Result<KeyEntry, ScopeError> {
         let scopes = ScopeSet::parse(&record.scopes)?;
-        let scopes_header = scopes.joined().into_boxed_str();
+        let identity = format!("{}\n{}\n{}", record.id, record.workspace, scopes.joined()).into_boxed_str();
         let meta_json = if record.meta.is_empty() { "{}".into() } else { Value::Object(record.meta).to_string().into_boxed_str() };
         Ok(KeyEntry {
             id: record.id.into_boxed_str(),
@@ -81,7 +83,7 @@ impl KeyEntry {
             expires_at: record.expires_at,
             status: record.status,
             scopes,
-            scopes_header,
+            identity,
             meta_json,
         })
     }
