@@ -8,7 +8,6 @@ use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use worker::{Context, Env};
 
-use crate::core::cache::Lookup;
 use crate::core::decide::{decide, Outcome};
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
@@ -66,12 +65,7 @@ pub fn fast(req: &web_sys::Request, head: &Head, env: &Env, ctx: &Context, st: &
         Ok(p) => p,
         Err(e) => return Some(answer(Err(e), st)),
     };
-    let lookup = st.cache.borrow_mut().get(&hash, now);
-    let entry = match lookup {
-        Lookup::Hit(e) => Some(e),
-        Lookup::KnownMissing => None,
-        Lookup::Miss => return None,
-    };
+    let entry = lookup::cached(st, &hash, now)?;
     Some(answer(finish(req, env, ctx, st, route, &hash, entry, now), st))
 }
 

@@ -13,11 +13,19 @@ use crate::http::problem::ApiError;
 use crate::state::State;
 use crate::store::{d1::Db, kv};
 
-pub async fn entry(st: &State, env: &Env, hash: &KeyHash, now: Millis) -> Result<Option<Rc<KeyEntry>>, ApiError> {
+/// What the per-isolate cache knows: `Some(Some(e))` a record, `Some(None)` known to be absent,
+/// `None` nothing (KV must be asked).
+pub fn cached(st: &State, hash: &KeyHash, now: Millis) -> Option<Option<Rc<KeyEntry>>> {
     match st.cache.borrow_mut().get(hash, now) {
-        Lookup::Hit(e) => return Ok(Some(e)),
-        Lookup::KnownMissing => return Ok(None),
-        Lookup::Miss => {}
+        Lookup::Hit(e) => Some(Some(e)),
+        Lookup::KnownMissing => Some(None),
+        Lookup::Miss => None,
+    }
+}
+
+pub async fn entry(st: &State, env: &Env, hash: &KeyHash, now: Millis) -> Result<Option<Rc<KeyEntry>>, ApiError> {
+    if let Some(known) = cached(st, hash, now) {
+        return Ok(known);
     }
     let text = kv::get(env, hash, st.kv_cache_ttl).await?;
     let entry = match text.map(|t| KeyRecord::from_json(&t).and_then(|r| KeyEntry::new(r).map_err(|e| e.0))) {
