@@ -12,18 +12,8 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 cd "$ROOT"
 
-if [[ -f "$ROOT/scripts/env.sh" ]]; then
-  # shellcheck disable=SC1091
-  source "$ROOT/scripts/env.sh"
-else
-  export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
-  export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
-  export ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/.bin/esbuild}"
-  export WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/.bin/wasm-opt}"
-fi
-export WRANGLER_SEND_METRICS=false
-export CI="${CI:-true}"
-export CLOUDFLARE_CF_FETCH_ENABLED=false
+# shellcheck disable=SC1091
+source "$ROOT/scripts/env.sh"
 # Turns wrangler's devtools inspector off: otherwise it attaches to workerd and costs CPU per request.
 export VSCODE_INSPECTOR_OPTIONS=1
 # Turns wrangler's local-dev observability off: it streams every request's tail events into a SQLite-backed

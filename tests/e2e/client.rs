@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use libtest_mimic::Failed;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::http1::{read_body, read_head};
 use crate::origin::EchoOrigin;
@@ -50,11 +50,7 @@ pub struct Resp {
 impl Resp {
     /// All values of header `name` (case-insensitive).
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        crate::util::header_values(&self.headers, name)
     }
 
     /// The first value of header `name`.
@@ -430,6 +426,16 @@ impl Ctx {
         self.admin("DELETE", &key_path(ws, id, ""), None)?
             .expect_status(204)?;
         Ok(())
+    }
+
+    /// Three sdk keys of `ws`: one live, one revoked, one deleted (their secrets, in that order).
+    pub fn good_revoked_deleted(&self, ws: &str) -> Result<(String, String, String), Failed> {
+        let (good, _) = self.create_key(ws, json!({"name": "good key", "preset": "sdk"}))?;
+        let (revoked, revoked_obj) = self.create_key(ws, json!({"name": "revoked key", "preset": "sdk"}))?;
+        let (deleted, deleted_obj) = self.create_key(ws, json!({"name": "deleted key", "preset": "sdk"}))?;
+        self.revoke_key(ws, str_field(&revoked_obj, "id")?)?;
+        self.delete_key(ws, str_field(&deleted_obj, "id")?)?;
+        Ok((good, revoked, deleted))
     }
 
     /// Checks a response that issues a secret (create, rotate) and remembers the secret.

@@ -26,11 +26,7 @@ pub struct Recorded {
 impl Recorded {
     /// All values of header `name` (case-insensitive).
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        crate::util::header_values(&self.headers, name)
     }
 
     /// The single value of header `name`; None if absent, an error if repeated.

@@ -202,15 +202,7 @@ pub fn invalid_request_400(ctx: &Ctx) -> TestResult {
 
 pub fn invalid_tokens_identical_401(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("gw-401");
-    let (good, _) = ctx.create_key(&ws, json!({"name": "good key", "preset": "sdk"}))?;
-    let (revoked, revoked_obj) =
-        ctx.create_key(&ws, json!({"name": "revoked key", "preset": "sdk"}))?;
-    let (deleted, deleted_obj) =
-        ctx.create_key(&ws, json!({"name": "deleted key", "preset": "sdk"}))?;
-    let revoked_id = str_field(&revoked_obj, "id")?;
-    let deleted_id = str_field(&deleted_obj, "id")?;
-    ctx.revoke_key(&ws, revoked_id)?;
-    ctx.delete_key(&ws, deleted_id)?;
+    let (good, revoked, deleted) = ctx.good_revoked_deleted(&ws)?;
 
     let path = format!("/projects/{}", ctx.nonce());
     expect_forwarded(ctx, &ctx.gateway("GET", &path, &good)?, &path)?;

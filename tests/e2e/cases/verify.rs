@@ -71,15 +71,7 @@ pub fn valid_and_insufficient_scope(ctx: &Ctx) -> TestResult {
 
 pub fn not_found_variants(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("verify-nf");
-    let (good, _) = ctx.create_key(&ws, json!({"name": "good key", "preset": "sdk"}))?;
-    let (revoked, revoked_obj) =
-        ctx.create_key(&ws, json!({"name": "revoked key", "preset": "sdk"}))?;
-    let (deleted, deleted_obj) =
-        ctx.create_key(&ws, json!({"name": "deleted key", "preset": "sdk"}))?;
-    let revoked_id = str_field(&revoked_obj, "id")?;
-    let deleted_id = str_field(&deleted_obj, "id")?;
-    ctx.revoke_key(&ws, revoked_id)?;
-    ctx.delete_key(&ws, deleted_id)?;
+    let (good, revoked, deleted) = ctx.good_revoked_deleted(&ws)?;
 
     let cases = [
         ("malformed", json!({"key": "not-a-keyward-key"})),
