@@ -24,7 +24,11 @@ use crate::state::State;
 fn prepare<'s>(st: &'s State, head: &Head) -> ApiResult<(KeyHash, &'s Route)> {
     let token = bearer(head.auth(), head.url())?;
     let key = ApiKey::parse(token).map_err(|_| ApiError::InvalidToken)?;
-    let route = st.policy.route(head.method(), head.path()).map_err(|_| ApiError::AmbiguousPath)?.ok_or(ApiError::NoRoute)?;
+    let route = st
+        .policy
+        .route(head.method(), head.path())
+        .map_err(|_| ApiError::AmbiguousPath)?
+        .ok_or(ApiError::NoRoute)?;
     Ok((KeyHash::of(&key), route))
 }
 
@@ -41,7 +45,11 @@ fn finish(
 ) -> ApiResult<JsValue> {
     let entry = match (decide(entry.as_deref(), &route.scopes, now), entry) {
         (Outcome::Valid, Some(e)) => e,
-        (Outcome::InsufficientScope(_), _) => return Err(ApiError::InsufficientScope { scope_attr: route.scope_attr.clone() }),
+        (Outcome::InsufficientScope(_), _) => {
+            return Err(ApiError::InsufficientScope {
+                scope_attr: route.scope_attr.clone(),
+            })
+        }
         _ => return Err(ApiError::InvalidToken),
     };
     lookup::note_use(st, env, ctx, hash, now);

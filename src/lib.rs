@@ -57,7 +57,9 @@ mod entry {
             } else {
                 return Ok(gateway::slow(&req, &head, &env, &ctx, &st, now).await);
             };
-            Ok(result.unwrap_or_else(|e: ApiError| response::problem(&e, &st.policy.realm)).into())
+            Ok(result
+                .unwrap_or_else(|e: ApiError| response::problem(&e, &st.policy.realm))
+                .into())
         })
         .into()
     }

@@ -44,7 +44,9 @@ pub async fn entry(st: &State, env: &Env, hash: &KeyHash, now: Millis) -> Result
 /// Notes a successful use; when the per-isolate batch is due, writes it to D1 after the
 /// response (waitUntil). The verify path never waits on D1.
 pub fn note_use(st: &State, env: &Env, ctx: &Context, hash: &KeyHash, now: Millis) {
-    let Some(batch) = st.usage.borrow_mut().record(*hash, now) else { return };
+    let Some(batch) = st.usage.borrow_mut().record(*hash, now) else {
+        return;
+    };
     let Ok(db) = Db::new(env) else { return };
     let hashes: Vec<String> = batch.iter().map(KeyHash::to_hex).collect();
     ctx.wait_until(async move {

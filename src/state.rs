@@ -61,7 +61,9 @@ fn load(env: &Env) -> Result<State, ApiError> {
     let origin = var(env, "ORIGIN_URL").ok_or_else(|| ApiError::Internal("config: ORIGIN_URL is not set".into()))?;
     let origin = origin.trim().trim_end_matches('/').to_owned();
     if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.matches('/').count() != 2 {
-        return Err(ApiError::Internal(format!("config: ORIGIN_URL must be http(s)://host[:port], got {origin:?}")));
+        return Err(ApiError::Internal(format!(
+            "config: ORIGIN_URL must be http(s)://host[:port], got {origin:?}"
+        )));
     }
     let cfg = CacheConfig {
         ttl: number(env, "KEY_CACHE_TTL_S", 30)? * SECOND,
@@ -72,7 +74,11 @@ fn load(env: &Env) -> Result<State, ApiError> {
     getrandom::fill(&mut seed).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
     let word = |i: usize| u64::from_le_bytes(seed[i * 8..i * 8 + 8].try_into().unwrap_or_default());
     // Secrets are bindings too; `var` reads both plain vars and secrets as text.
-    let admin_token = env.secret("ADMIN_TOKEN").ok().map(|v| v.to_string()).or_else(|| var(env, "ADMIN_TOKEN"));
+    let admin_token = env
+        .secret("ADMIN_TOKEN")
+        .ok()
+        .map(|v| v.to_string())
+        .or_else(|| var(env, "ADMIN_TOKEN"));
     Ok(State {
         origin,
         cache: RefCell::new(KeyCache::new(cfg, [word(0), word(1)])),

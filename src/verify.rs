@@ -36,12 +36,21 @@ fn identity(e: &KeyEntry) -> Value {
     })
 }
 
-pub async fn handle(req: web_sys::Request, method: &str, env: &Env, ctx: &Context, st: &State, now: i64) -> ApiResult<web_sys::Response> {
+pub async fn handle(
+    req: web_sys::Request,
+    method: &str,
+    env: &Env,
+    ctx: &Context,
+    st: &State,
+    now: i64,
+) -> ApiResult<web_sys::Response> {
     if method != "POST" {
         return Err(ApiError::MethodNotAllowed);
     }
     let mut req = worker::Request::from(req);
-    let body: VerifyBody = read_json(&mut req, false).await?.ok_or_else(|| ApiError::field("body", "required"))?;
+    let body: VerifyBody = read_json(&mut req, false)
+        .await?
+        .ok_or_else(|| ApiError::field("body", "required"))?;
     let required = ScopeSet::parse(&body.scopes).map_err(|e| ApiError::field("scopes", e.0))?;
     let Ok(key) = ApiKey::parse(&body.key) else {
         return Ok(response::json(200, &json!({"valid": false, "code": "NOT_FOUND"})));

@@ -11,7 +11,12 @@ pub async fn list(a: &Admin<'_>) -> ApiResult<web_sys::Response> {
     let limit = a.limit()?;
     let before = match a.param("cursor") {
         None => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| ApiError::field("cursor", "not a cursor from a previous page"))?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor from a previous page"))?,
+        ),
     };
     let mut rows = a.db.list_audit(&a.workspace, before, limit + 1).await?;
     let next = if rows.len() > limit as usize {

@@ -106,7 +106,11 @@ pub fn record_of(row: &KeyRow) -> ApiResult<KeyRecord> {
         name: row.name.clone(),
         scopes: scopes_of(row)?,
         expires_at: row.expires_at,
-        status: if row.revoked_at.is_some() { Status::Revoked } else { Status::Active },
+        status: if row.revoked_at.is_some() {
+            Status::Revoked
+        } else {
+            Status::Active
+        },
         preview: row.preview.clone(),
         meta: metadata_of(row)?,
     })
@@ -124,18 +128,27 @@ fn random_bytes<const N: usize>() -> ApiResult<[u8; N]> {
 
 fn new_id() -> ApiResult<String> {
     let b: [u8; 12] = random_bytes()?;
-    Ok(format!("key_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+    Ok(format!(
+        "key_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
 }
 
 fn parse_scopes(a: &Admin<'_>, raw: &[String]) -> ApiResult<ScopeSet> {
     let set = ScopeSet::parse(raw).map_err(|e| ApiError::field("scopes", e.0))?;
-    a.st.policy.catalog.check_all(&set).map_err(|e| ApiError::field("scopes", e.0))?;
+    a.st.policy
+        .catalog
+        .check_all(&set)
+        .map_err(|e| ApiError::field("scopes", e.0))?;
     Ok(set)
 }
 
 fn check_scope_count(set: &ScopeSet) -> ApiResult<()> {
     if set.is_empty() {
-        return Err(ApiError::field("scopes", "a key needs at least one scope (give scopes or a preset)"));
+        return Err(ApiError::field(
+            "scopes",
+            "a key needs at least one scope (give scopes or a preset)",
+        ));
     }
     if set.len() > MAX_SCOPES {
         return Err(ApiError::field("scopes", format!("at most {MAX_SCOPES} scopes")));
@@ -166,7 +179,12 @@ fn mint() -> ApiResult<(ApiKey<'static>, KeyHash, String)> {
     Ok((key, hash, new_id()?))
 }
 
-fn created_response(row: &KeyRow, key: &ApiKey<'_>, now: Millis, extra: Option<(&str, Value)>) -> ApiResult<web_sys::Response> {
+fn created_response(
+    row: &KeyRow,
+    key: &ApiKey<'_>,
+    now: Millis,
+    extra: Option<(&str, Value)>,
+) -> ApiResult<web_sys::Response> {
     let mut v = key_json(row, now)?;
     v["key"] = json!(key.expose_secret());
     if let Some((k, val)) = extra {
@@ -210,7 +228,8 @@ pub async fn create(a: &mut Admin<'_>) -> ApiResult<web_sys::Response> {
         grace_until: None,
     };
     let detail = json!({"name": row.name, "scopes": scopes.to_strings(), "expires_at": expires_at.map(format_rfc3339)});
-    a.db.insert_key(&row, &a.audit("key.create", Some(&row.id), detail)).await?;
+    a.db.insert_key(&row, &a.audit("key.create", Some(&row.id), detail))
+        .await?;
     if let Err(e) = kv::put(a.env, &hash, &record_of(&row)?, a.now).await {
         worker::console_error!("KV put for new key {} failed: {e}", row.id);
         // The secret was never handed out, so removing the row loses nothing.
@@ -241,7 +260,15 @@ pub async fn list(a: &Admin<'_>) -> ApiResult<web_sys::Response> {
         None => None,
         Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor from a previous page"))?),
     };
-    let mut rows = a.db.list_keys(&a.workspace, status, cursor.as_ref().map(|(t, id)| (*t, id.as_str())), limit + 1, a.now).await?;
+    let mut rows =
+        a.db.list_keys(
+            &a.workspace,
+            status,
+            cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
+            limit + 1,
+            a.now,
+        )
+        .await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|r| format!("{}.{}", r.created_at, r.id))
@@ -268,7 +295,10 @@ pub async fn update(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
     let body: UpdateBody = a.body().await?;
     let mut row = load(a, id).await?;
     if row.revoked_at.is_some() {
-        return Err(ApiError::Conflict { slug: "key-revoked", detail: "A revoked key cannot be edited.".into() });
+        return Err(ApiError::Conflict {
+            slug: "key-revoked",
+            detail: "A revoked key cannot be edited.".into(),
+        });
     }
     let mut changed = Vec::new();
     if let Some(n) = &body.name {
@@ -294,14 +324,19 @@ pub async fn update(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
         changed.push("metadata");
     }
     if changed.is_empty() {
-        return Err(ApiError::field("body", "nothing to change: give name, description, scopes, expires or metadata"));
+        return Err(ApiError::field(
+            "body",
+            "nothing to change: give name, description, scopes, expires or metadata",
+        ));
     }
     // Changing what a key can do or how long it lives counts as granting its scopes.
     if body.scopes.is_some() || body.expires.is_some() {
         a.ensure_can_grant(&ScopeSet::parse(&scopes_of(&row)?).map_err(|e| ApiError::Internal(e.0))?)?;
     }
-    let detail = json!({"changed": changed, "scopes": scopes_of(&row)?, "expires_at": row.expires_at.map(format_rfc3339)});
-    a.db.update_key(&row, &a.audit("key.update", Some(&row.id), detail)).await?;
+    let detail =
+        json!({"changed": changed, "scopes": scopes_of(&row)?, "expires_at": row.expires_at.map(format_rfc3339)});
+    a.db.update_key(&row, &a.audit("key.update", Some(&row.id), detail))
+        .await?;
     let hash = hash_of(&row)?;
     evict(a, &hash);
     if let Err(e) = kv::put(a.env, &hash, &record_of(&row)?, a.now).await {
@@ -324,15 +359,19 @@ pub async fn revoke(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
     evict(a, &hash);
     kv::delete(a.env, &hash).await.map_err(|e| {
         worker::console_error!("KV delete for revoke of {} failed: {e}", row.id);
-        ApiError::Unavailable { slug: "kv-write-failed", detail: "The key store could not be written; the key is NOT revoked. Retry.".into() }
-    })?;
-    row.revoked_at = Some(a.now);
-    a.db.update_key(&row, &a.audit("key.revoke", Some(&row.id), json!({"name": row.name}))).await.map_err(|_| {
         ApiError::Unavailable {
-            slug: "d1-write-failed",
-            detail: "The key no longer works at the edge, but the revocation is not recorded yet. Retry the revoke.".into(),
+            slug: "kv-write-failed",
+            detail: "The key store could not be written; the key is NOT revoked. Retry.".into(),
         }
     })?;
+    row.revoked_at = Some(a.now);
+    a.db.update_key(&row, &a.audit("key.revoke", Some(&row.id), json!({"name": row.name})))
+        .await
+        .map_err(|_| ApiError::Unavailable {
+            slug: "d1-write-failed",
+            detail: "The key no longer works at the edge, but the revocation is not recorded yet. Retry the revoke."
+                .into(),
+        })?;
     Ok(response::json(200, &key_json(&row, a.now)?))
 }
 
@@ -342,9 +381,17 @@ pub async fn delete(a: &Admin<'_>, id: &str) -> ApiResult<web_sys::Response> {
     evict(a, &hash);
     kv::delete(a.env, &hash).await.map_err(|e| {
         worker::console_error!("KV delete for {} failed: {e}", row.id);
-        ApiError::Unavailable { slug: "kv-write-failed", detail: "The key store could not be written; nothing was deleted. Retry.".into() }
+        ApiError::Unavailable {
+            slug: "kv-write-failed",
+            detail: "The key store could not be written; nothing was deleted. Retry.".into(),
+        }
     })?;
-    a.db.delete_key(&a.workspace, &row.id, &a.audit("key.delete", Some(&row.id), json!({"name": row.name}))).await?;
+    a.db.delete_key(
+        &a.workspace,
+        &row.id,
+        &a.audit("key.delete", Some(&row.id), json!({"name": row.name})),
+    )
+    .await?;
     Ok(response::no_content())
 }
 
@@ -352,10 +399,16 @@ pub async fn rotate(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
     let body: RotateBody = a.optional_body().await?;
     let old = load(a, id).await?;
     if old.revoked_at.is_some() {
-        return Err(ApiError::Conflict { slug: "key-revoked", detail: "A revoked key cannot be rotated.".into() });
+        return Err(ApiError::Conflict {
+            slug: "key-revoked",
+            detail: "A revoked key cannot be rotated.".into(),
+        });
     }
     if old.superseded_by.is_some() {
-        return Err(ApiError::Conflict { slug: "already-rotated", detail: "This key was already rotated; rotate its successor.".into() });
+        return Err(ApiError::Conflict {
+            slug: "already-rotated",
+            detail: "This key was already rotated; rotate its successor.".into(),
+        });
     }
     let scopes = ScopeSet::parse(&scopes_of(&old)?).map_err(|e| ApiError::Internal(e.0))?;
     // The new secret carries the old key's powers, so the caller must hold them.
@@ -365,7 +418,10 @@ pub async fn rotate(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
     let new_expiry = match &body.expires {
         None => validate::successor_expiry(old.created_at, old.expires_at, a.now),
         Some(Value::Null) if old.expires_at.is_some() => {
-            return Err(ApiError::field("expires", "the old key expires, so its successor must too"));
+            return Err(ApiError::field(
+                "expires",
+                "the old key expires, so its successor must too",
+            ));
         }
         Some(v) => validate::expires(v, a.now).map_err(|m| ApiError::field("expires", m))?,
     };
@@ -374,7 +430,11 @@ pub async fn rotate(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
     let mut old_after = old.clone();
     old_after.superseded_by = Some(new_id.clone());
     old_after.expires_at = deadline;
-    old_after.grace_until = if body.grace_until.is_some() || body.grace_seconds.is_some() { deadline } else { None };
+    old_after.grace_until = if body.grace_until.is_some() || body.grace_seconds.is_some() {
+        deadline
+    } else {
+        None
+    };
     let new = KeyRow {
         id: new_id,
         hash: hash.to_hex(),
@@ -389,11 +449,15 @@ pub async fn rotate(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
         ..old.clone()
     };
     let detail = json!({"new_key_id": new.id, "old_valid_until": deadline.map(format_rfc3339)});
-    a.db.rotate(&old_after, &new, &a.audit("key.rotate", Some(&old.id), detail)).await?;
+    a.db.rotate(&old_after, &new, &a.audit("key.rotate", Some(&old.id), detail))
+        .await?;
     if let Err(e) = kv::put(a.env, &hash, &record_of(&new)?, a.now).await {
         worker::console_error!("KV put for rotated key {} failed: {e}", new.id);
         let _ = a.db.unrotate(&old, &new.id).await;
-        return Err(ApiError::Unavailable { slug: "kv-write-failed", detail: "The key store could not be written; the key was not rotated. Retry.".into() });
+        return Err(ApiError::Unavailable {
+            slug: "kv-write-failed",
+            detail: "The key store could not be written; the key was not rotated. Retry.".into(),
+        });
     }
     evict(a, &hash);
     let old_hash = hash_of(&old)?;

@@ -28,7 +28,11 @@ pub const ADMIN_SCOPE: &str = "keys:admin";
 
 pub enum Actor {
     Root,
-    Key { id: String, workspace: String, scopes: ScopeSet },
+    Key {
+        id: String,
+        workspace: String,
+        scopes: ScopeSet,
+    },
 }
 
 impl Actor {
@@ -59,7 +63,9 @@ impl Admin<'_> {
     }
 
     pub async fn body<T: DeserializeOwned>(&mut self) -> ApiResult<T> {
-        read_json(&mut self.req, false).await?.ok_or_else(|| ApiError::field("body", "required"))
+        read_json(&mut self.req, false)
+            .await?
+            .ok_or_else(|| ApiError::field("body", "required"))
     }
 
     pub async fn optional_body<T: DeserializeOwned + Default>(&mut self) -> ApiResult<T> {
@@ -68,7 +74,9 @@ impl Admin<'_> {
 
     /// A key may only hand out what it holds itself; root may hand out anything.
     pub fn ensure_can_grant(&self, scopes: &ScopeSet) -> ApiResult<()> {
-        let Actor::Key { scopes: held, .. } = &self.actor else { return Ok(()) };
+        let Actor::Key { scopes: held, .. } = &self.actor else {
+            return Ok(());
+        };
         let missing: Vec<String> = scopes.iter().filter(|s| !held.holds(s)).map(Scope::to_string).collect();
         if missing.is_empty() {
             Ok(())
@@ -78,7 +86,14 @@ impl Admin<'_> {
     }
 
     pub fn audit<'b>(&'b self, action: &'b str, key_id: Option<&'b str>, detail: serde_json::Value) -> Audit<'b> {
-        Audit { at: self.now, workspace: &self.workspace, actor: &self.actor_label, action, key_id, detail: detail.to_string() }
+        Audit {
+            at: self.now,
+            workspace: &self.workspace,
+            actor: &self.actor_label,
+            action,
+            key_id,
+            detail: detail.to_string(),
+        }
     }
 
     pub fn limit(&self) -> ApiResult<u32> {
@@ -112,7 +127,9 @@ async fn authenticate(st: &State, env: &Env, auth: Option<&str>, url: &str, now:
                 workspace: e.workspace.to_string(),
                 scopes: e.scopes.clone(),
             }),
-            (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope { scope_attr: ADMIN_SCOPE.into() }),
+            (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope {
+                scope_attr: ADMIN_SCOPE.into(),
+            }),
             _ => Err(ApiError::InvalidToken),
         };
     }
@@ -124,8 +141,13 @@ async fn authenticate(st: &State, env: &Env, auth: Option<&str>, url: &str, now:
 
 fn resolve_workspace(actor: &Actor, requested: Option<&str>) -> ApiResult<String> {
     match (actor, requested) {
-        (Actor::Root, Some(ws)) => Ok(validate::workspace(ws).map_err(|m| ApiError::field("workspace", m))?.to_owned()),
-        (Actor::Root, None) => Err(ApiError::field("workspace", "the root token must name a workspace: ?workspace=<id>")),
+        (Actor::Root, Some(ws)) => Ok(validate::workspace(ws)
+            .map_err(|m| ApiError::field("workspace", m))?
+            .to_owned()),
+        (Actor::Root, None) => Err(ApiError::field(
+            "workspace",
+            "the root token must name a workspace: ?workspace=<id>",
+        )),
         (Actor::Key { workspace, .. }, None) => Ok(workspace.clone()),
         (Actor::Key { workspace, .. }, Some(ws)) if ws == workspace => Ok(workspace.clone()),
         (Actor::Key { .. }, Some(_)) => Err(ApiError::WorkspaceForbidden),
@@ -172,9 +194,16 @@ pub async fn handle(
         ("DELETE", ["presets", name]) => presets::delete(&a, name).await,
         ("GET", ["audit"]) => audit::list(&a).await,
         ("POST", ["reconcile"]) => reconcile::run(&a).await,
-        (_, ["keys"] | ["keys", _] | ["keys", _, "revoke" | "rotate"] | ["presets"] | ["presets", _] | ["audit"] | ["reconcile"]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (
+            _,
+            ["keys"]
+            | ["keys", _]
+            | ["keys", _, "revoke" | "rotate"]
+            | ["presets"]
+            | ["presets", _]
+            | ["audit"]
+            | ["reconcile"],
+        ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("admin route")),
     }
 }

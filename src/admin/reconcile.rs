@@ -20,7 +20,11 @@ pub async fn run(a: &Admin<'_>) -> ApiResult<web_sys::Response> {
         a.st.cache.borrow_mut().evict(&hash);
         // D1 decides: a revoked or expired key is removed, never written back.
         let live = row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > a.now);
-        let res = if live { kv::put(a.env, &hash, &record_of(row)?, a.now).await } else { kv::delete(a.env, &hash).await };
+        let res = if live {
+            kv::put(a.env, &hash, &record_of(row)?, a.now).await
+        } else {
+            kv::delete(a.env, &hash).await
+        };
         match (res, live) {
             (Ok(()), true) => written += 1,
             (Ok(()), false) => deleted += 1,
@@ -30,14 +34,24 @@ pub async fn run(a: &Admin<'_>) -> ApiResult<web_sys::Response> {
             }
         }
     }
-    let next = if rows.len() == PAGE as usize { rows.last().map(|r| r.id.clone()) } else { None };
+    let next = if rows.len() == PAGE as usize {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
     let detail = json!({"written": written, "deleted": deleted, "failed": failed, "from": after});
     a.db.record_audit(&a.audit("reconcile", None, detail)).await?;
     if failed > 0 {
         return Err(ApiError::Unavailable {
             slug: "kv-write-failed",
-            detail: format!("{failed} of {} keys could not be written to the key store; run reconcile again.", rows.len()),
+            detail: format!(
+                "{failed} of {} keys could not be written to the key store; run reconcile again.",
+                rows.len()
+            ),
         });
     }
-    Ok(response::json(200, &json!({"written": written, "deleted": deleted, "next_cursor": next})))
+    Ok(response::json(
+        200,
+        &json!({"written": written, "deleted": deleted, "next_cursor": next}),
+    ))
 }

@@ -55,7 +55,10 @@ pub struct SeededHash {
 impl SeededHash {
     /// `seed` must come from a CSPRNG (the glue reads it once per isolate).
     pub fn new(seed: [u64; 2]) -> SeededHash {
-        SeededHash { k0: seed[0], k1: seed[1] }
+        SeededHash {
+            k0: seed[0],
+            k1: seed[1],
+        }
     }
 }
 
@@ -68,7 +71,11 @@ pub struct SeededHasher {
 impl BuildHasher for SeededHash {
     type Hasher = SeededHasher;
     fn build_hasher(&self) -> SeededHasher {
-        SeededHasher { k0: self.k0, k1: self.k1, h: 0 }
+        SeededHasher {
+            k0: self.k0,
+            k1: self.k1,
+            h: 0,
+        }
     }
 }
 
@@ -125,13 +132,19 @@ impl KeyCache {
     }
 
     fn fresh(&self, slot: &Slot, now: Millis) -> bool {
-        let ttl = if slot.entry.is_some() { self.cfg.ttl } else { self.cfg.negative_ttl };
+        let ttl = if slot.entry.is_some() {
+            self.cfg.ttl
+        } else {
+            self.cfg.negative_ttl
+        };
         let age = now.saturating_sub(slot.stored_at);
         (0..ttl).contains(&age)
     }
 
     pub fn get(&mut self, hash: &KeyHash, now: Millis) -> Lookup {
-        let Some(&i) = self.index.get(hash) else { return Lookup::Miss };
+        let Some(&i) = self.index.get(hash) else {
+            return Lookup::Miss;
+        };
         if !self.fresh(&self.slots[i], now) {
             return Lookup::Miss;
         }
@@ -148,7 +161,12 @@ impl KeyCache {
         if !self.cfg.enabled() || (entry.is_none() && self.cfg.negative_ttl <= 0) {
             return;
         }
-        let slot = Slot { hash, entry, stored_at: now, referenced: false };
+        let slot = Slot {
+            hash,
+            entry,
+            stored_at: now,
+            referenced: false,
+        };
         if let Some(&i) = self.index.get(&hash) {
             self.slots[i] = slot;
             return;
@@ -203,11 +221,20 @@ mod tests {
     }
 
     fn entry() -> Option<Rc<KeyEntry>> {
-        Some(Rc::new(KeyEntry::new(sample_record(&["projects:viewer"], None)).unwrap()))
+        Some(Rc::new(
+            KeyEntry::new(sample_record(&["projects:viewer"], None)).unwrap(),
+        ))
     }
 
     fn cache(ttl: Millis, neg: Millis, max: usize) -> KeyCache {
-        KeyCache::new(CacheConfig { ttl, negative_ttl: neg, max_entries: max }, [1, 2])
+        KeyCache::new(
+            CacheConfig {
+                ttl,
+                negative_ttl: neg,
+                max_entries: max,
+            },
+            [1, 2],
+        )
     }
 
     fn is_hit(l: Lookup) -> bool {
@@ -376,7 +403,14 @@ mod memory {
         let mut best = isize::MAX;
         for _ in 0..3 {
             let before = LIVE.load(Ordering::SeqCst);
-            let mut c = KeyCache::new(CacheConfig { ttl: 30_000, negative_ttl: 5_000, max_entries: N }, [7, 9]);
+            let mut c = KeyCache::new(
+                CacheConfig {
+                    ttl: 30_000,
+                    negative_ttl: 5_000,
+                    max_entries: N,
+                },
+                [7, 9],
+            );
             for (i, h) in hashes.iter().enumerate() {
                 c.insert(*h, Some(realistic(i as u32)), 0);
             }
@@ -391,7 +425,10 @@ mod memory {
             drop(c);
         }
         let per_entry = best as usize / N;
-        println!("key cache at {N} entries: {} KiB total, {per_entry} B per entry", best / 1024);
+        println!(
+            "key cache at {N} entries: {} KiB total, {per_entry} B per entry",
+            best / 1024
+        );
         // Documented in README; fails if an entry grows past 640 B.
         assert!(per_entry < 640, "{per_entry} B per entry");
     }

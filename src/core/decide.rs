@@ -54,11 +54,17 @@ mod tests {
         assert_eq!(decide(Some(&revoked), &none, now), Outcome::NotFound);
         assert_eq!(decide(Some(&active), &need_view, now), Outcome::Valid);
         assert_eq!(decide(Some(&active), &none, now), Outcome::Valid);
-        assert_eq!(decide(Some(&expiring), &need_view, now), Outcome::Expired, "expiry instant is exclusive");
+        assert_eq!(
+            decide(Some(&expiring), &need_view, now),
+            Outcome::Expired,
+            "expiry instant is exclusive"
+        );
         assert_eq!(decide(Some(&expiring), &need_view, now - 1), Outcome::Valid);
         assert_eq!(decide(Some(&later), &need_view, now), Outcome::Valid);
         match decide(Some(&active), &need_two, now) {
-            Outcome::InsufficientScope(m) => assert_eq!(m.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["deploy:trigger"]),
+            Outcome::InsufficientScope(m) => {
+                assert_eq!(m.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["deploy:trigger"])
+            }
             other => panic!("unexpected {other:?}"),
         }
         // Expiry wins over scopes: an expired key never reveals what it lacks.

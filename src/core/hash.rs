@@ -65,7 +65,10 @@ mod tests {
         let h = KeyHash::of(&key);
         let expected = format!("{:x}", Sha256::digest(key.expose_secret().as_bytes()));
         assert_eq!(h.to_hex(), expected);
-        assert_eq!(h.to_hex(), "cb8f98ad9d38a265b26438a2c60cb495eadf87f0dd5cb6506d7cb682dcce6604");
+        assert_eq!(
+            h.to_hex(),
+            "cb8f98ad9d38a265b26438a2c60cb495eadf87f0dd5cb6506d7cb682dcce6604"
+        );
     }
 
     #[test]

@@ -167,12 +167,21 @@ mod tests {
     fn golden_vectors_from_docs() {
         // Same vectors as docs/key-format.md.
         let zero = ApiKey::generate(&[0u8; 32]);
-        assert_eq!(zero.expose_secret(), "kw_live_0000000000000000000000000000000000000000000_0AwA6B");
+        assert_eq!(
+            zero.expose_secret(),
+            "kw_live_0000000000000000000000000000000000000000000_0AwA6B"
+        );
         let mut counting = [0u8; 32];
         counting.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
-        assert_eq!(ApiKey::generate(&counting).expose_secret(), "kw_live_003aUlTJC7tjlCTQj2uNU3MFagCXG9LRKRcwGkBIDlf_0fcTwN");
+        assert_eq!(
+            ApiKey::generate(&counting).expose_secret(),
+            "kw_live_003aUlTJC7tjlCTQj2uNU3MFagCXG9LRKRcwGkBIDlf_0fcTwN"
+        );
         let ff = ApiKey::generate(&[0xffu8; 32]);
-        assert_eq!(ff.expose_secret(), "kw_live_yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1_2y8VWB");
+        assert_eq!(
+            ff.expose_secret(),
+            "kw_live_yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1_2y8VWB"
+        );
     }
 
     #[test]
@@ -191,21 +200,30 @@ mod tests {
             (format!("{good}x"), KeyFormatError::Length),
             (good.replacen("kw_live_", "kw_test_", 1), KeyFormatError::Prefix),
             (good.replacen("kw_live_", "KW_LIVE_", 1), KeyFormatError::Prefix),
-            ({
-                let mut s = good.clone();
-                s.replace_range(KEY_LEN - 7..KEY_LEN - 6, "x");
-                s
-            }, KeyFormatError::Prefix),
-            ({
-                let mut s = good.clone();
-                s.replace_range(10..11, "-");
-                s
-            }, KeyFormatError::Charset),
-            ({
-                let mut s = good.clone();
-                s.replace_range(10..12, "é");
-                s
-            }, KeyFormatError::Charset),
+            (
+                {
+                    let mut s = good.clone();
+                    s.replace_range(KEY_LEN - 7..KEY_LEN - 6, "x");
+                    s
+                },
+                KeyFormatError::Prefix,
+            ),
+            (
+                {
+                    let mut s = good.clone();
+                    s.replace_range(10..11, "-");
+                    s
+                },
+                KeyFormatError::Charset,
+            ),
+            (
+                {
+                    let mut s = good.clone();
+                    s.replace_range(10..12, "é");
+                    s
+                },
+                KeyFormatError::Charset,
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(ApiKey::parse(&input).err(), Some(want), "input {input:?}");

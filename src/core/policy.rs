@@ -76,15 +76,26 @@ pub enum PathError {
 impl Policy {
     pub fn from_json(json: &str) -> Result<Policy, String> {
         let file: PolicyFile = serde_json::from_str(json).map_err(|e| format!("policy: {e}"))?;
-        if file.realm.is_empty() || !file.realm.bytes().all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\') {
+        if file.realm.is_empty()
+            || !file
+                .realm
+                .bytes()
+                .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\')
+        {
             return Err("policy: realm must be printable ASCII without quotes or backslashes".into());
         }
         let catalog = Catalog::new(file.resources).map_err(|e| format!("policy: {e}"))?;
         let mut presets = Vec::new();
         for (name, def) in file.presets {
             let scopes = ScopeSet::parse(&def.scopes).map_err(|e| format!("policy preset {name}: {e}"))?;
-            catalog.check_all(&scopes).map_err(|e| format!("policy preset {name}: {e}"))?;
-            presets.push(Preset { name, description: def.description, scopes });
+            catalog
+                .check_all(&scopes)
+                .map_err(|e| format!("policy preset {name}: {e}"))?;
+            presets.push(Preset {
+                name,
+                description: def.description,
+                scopes,
+            });
         }
         let mut routes = Vec::new();
         for def in file.routes {
@@ -98,9 +109,19 @@ impl Policy {
             let scopes = ScopeSet::parse(&def.scopes).map_err(|e| ctx(e.0))?;
             catalog.check_all(&scopes).map_err(|e| ctx(e.0))?;
             let scope_attr = scopes.joined();
-            routes.push(Route { method, segs, scopes, scope_attr });
+            routes.push(Route {
+                method,
+                segs,
+                scopes,
+                scope_attr,
+            });
         }
-        Ok(Policy { realm: file.realm, catalog, presets, routes })
+        Ok(Policy {
+            realm: file.realm,
+            catalog,
+            presets,
+            routes,
+        })
     }
 
     pub fn preset(&self, name: &str) -> Option<&Preset> {
@@ -112,9 +133,10 @@ impl Policy {
         check_path(path)?;
         // HEAD is a GET without a body: it needs what GET needs.
         let method = if method == "HEAD" { "GET" } else { method };
-        Ok(self.routes.iter().find(|r| {
-            r.method.as_deref().is_none_or(|m| m == method) && matches(&r.segs, path)
-        }))
+        Ok(self
+            .routes
+            .iter()
+            .find(|r| r.method.as_deref().is_none_or(|m| m == method) && matches(&r.segs, path)))
     }
 }
 
@@ -140,7 +162,9 @@ fn compile_pattern(path: &str) -> Result<Vec<Seg>, String> {
 
 fn check_path(path: &str) -> Result<(), PathError> {
     let lower_has = |needle: &str| {
-        path.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        path.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
     };
     if path.contains('\\') || lower_has("%2f") || lower_has("%5c") || lower_has("%2e") {
         return Err(PathError::Ambiguous);
@@ -152,7 +176,9 @@ fn check_path(path: &str) -> Result<(), PathError> {
 }
 
 fn matches(segs: &[Seg], path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else { return false };
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
     let mut parts = if rest.is_empty() { None } else { Some(rest.split('/')) };
     for seg in segs {
         let next = parts.as_mut().and_then(Iterator::next);
@@ -211,7 +237,14 @@ mod tests {
     #[test]
     fn ambiguous_paths_are_refused() {
         let p = policy();
-        for bad in ["/echo/..%2Fprojects", "/echo/%2e%2e/projects", "/echo/a\\b", "/echo/../projects", "/echo/./x", "/echo/%5C"] {
+        for bad in [
+            "/echo/..%2Fprojects",
+            "/echo/%2e%2e/projects",
+            "/echo/a\\b",
+            "/echo/../projects",
+            "/echo/./x",
+            "/echo/%5C",
+        ] {
             assert_eq!(p.route("GET", bad).err(), Some(PathError::Ambiguous), "{bad}");
         }
         assert!(p.route("GET", "/echo/a%20b").is_ok());
@@ -235,7 +268,10 @@ mod tests {
             (r#"{"method":"GET","path":"x","scopes":[]}"#, "start with /"),
             (r#"{"method":"GET","path":"/**/x","scopes":[]}"#, "last segment"),
             (r#"{"method":"GET","path":"/a*","scopes":[]}"#, "whole segment"),
-            (r#"{"method":"GET","path":"/x","scopes":["b:viewer"]}"#, "unknown resource"),
+            (
+                r#"{"method":"GET","path":"/x","scopes":["b:viewer"]}"#,
+                "unknown resource",
+            ),
             (r#"{"method":"GET","path":"/x","scopes":[],"extra":1}"#, "unknown field"),
         ] {
             let err = Policy::from_json(&base.replace("ROUTE", route)).unwrap_err();

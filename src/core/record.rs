@@ -75,7 +75,11 @@ impl KeyEntry {
     pub fn new(record: KeyRecord) -> Result<KeyEntry, ScopeError> {
         let scopes = ScopeSet::parse(&record.scopes)?;
         let identity = format!("{}\n{}\n{}", record.id, record.workspace, scopes.joined()).into_boxed_str();
-        let meta_json = if record.meta.is_empty() { "{}".into() } else { Value::Object(record.meta).to_string().into_boxed_str() };
+        let meta_json = if record.meta.is_empty() {
+            "{}".into()
+        } else {
+            Value::Object(record.meta).to_string().into_boxed_str()
+        };
         Ok(KeyEntry {
             id: record.id.into_boxed_str(),
             workspace: record.workspace.into_boxed_str(),
@@ -124,8 +128,14 @@ mod tests {
         let now = 1_000_000_000;
         assert_eq!(sample_record(&[], None).kv_expiration(now), None);
         // Expiring in 5 s: KV cannot go below now + 60 s.
-        assert_eq!(sample_record(&[], Some(now + 5_000)).kv_expiration(now), Some(1_000_061));
+        assert_eq!(
+            sample_record(&[], Some(now + 5_000)).kv_expiration(now),
+            Some(1_000_061)
+        );
         // Expiring in a day: rounded up to the next whole second.
-        assert_eq!(sample_record(&[], Some(now + 86_400_500)).kv_expiration(now), Some(1_086_401));
+        assert_eq!(
+            sample_record(&[], Some(now + 86_400_500)).kv_expiration(now),
+            Some(1_086_401)
+        );
     }
 }

@@ -64,19 +64,29 @@ fn valid_ident(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.'))
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.'))
 }
 
 impl Scope {
     pub fn parse(s: &str) -> Result<Scope, ScopeError> {
         if s == "*" {
-            return Ok(Scope { resource: None, perm: Perm::Any });
+            return Ok(Scope {
+                resource: None,
+                perm: Perm::Any,
+            });
         }
-        let (res, perm) = s
-            .split_once(':')
-            .ok_or_else(|| ScopeError(format!("scope '{}' is not of the form resource:permission", printable(s))))?;
+        let (res, perm) = s.split_once(':').ok_or_else(|| {
+            ScopeError(format!(
+                "scope '{}' is not of the form resource:permission",
+                printable(s)
+            ))
+        })?;
         if !valid_ident(res) {
-            return Err(ScopeError(format!("scope '{}' has an invalid resource name", printable(s))));
+            return Err(ScopeError(format!(
+                "scope '{}' has an invalid resource name",
+                printable(s)
+            )));
         }
         let perm = if perm == "*" {
             Perm::Any
@@ -85,9 +95,15 @@ impl Scope {
         } else if valid_ident(perm) {
             Perm::Named(perm.into())
         } else {
-            return Err(ScopeError(format!("scope '{}' has an invalid permission", printable(s))));
+            return Err(ScopeError(format!(
+                "scope '{}' has an invalid permission",
+                printable(s)
+            )));
         };
-        Ok(Scope { resource: Some(res.into()), perm })
+        Ok(Scope {
+            resource: Some(res.into()),
+            perm,
+        })
     }
 
     pub fn resource(&self) -> Option<&str> {
@@ -97,7 +113,9 @@ impl Scope {
     /// Does holding `self` satisfy a requirement of `required`?
     pub fn implies(&self, required: &Scope) -> bool {
         let Some(held_res) = &self.resource else { return true };
-        let Some(req_res) = &required.resource else { return false };
+        let Some(req_res) = &required.resource else {
+            return false;
+        };
         if held_res != req_res {
             return false;
         }
@@ -113,7 +131,9 @@ impl Scope {
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(res) = &self.resource else { return f.write_str("*") };
+        let Some(res) = &self.resource else {
+            return f.write_str("*");
+        };
         match &self.perm {
             Perm::Any => write!(f, "{res}:*"),
             Perm::Role(r) => write!(f, "{res}:{}", r.as_str()),
@@ -125,7 +145,10 @@ impl fmt::Display for Scope {
 /// Input echoed into an error message: printable ASCII only and bounded, so a hostile value
 /// cannot inject control characters or bloat the response.
 pub fn printable(s: &str) -> String {
-    s.chars().take(80).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
+    s.chars()
+        .take(80)
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect()
 }
 
 /// A set of scopes, kept in canonical order without duplicates.
@@ -134,7 +157,10 @@ pub struct ScopeSet(Vec<Scope>);
 
 impl ScopeSet {
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<ScopeSet, ScopeError> {
-        let scopes = items.iter().map(|s| Scope::parse(s.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        let scopes = items
+            .iter()
+            .map(|s| Scope::parse(s.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ScopeSet::from_scopes(scopes))
     }
 
@@ -195,10 +221,16 @@ impl Catalog {
     pub fn new(resources: BTreeMap<String, Vec<String>>) -> Result<Catalog, ScopeError> {
         for (res, perms) in &resources {
             if !valid_ident(res) {
-                return Err(ScopeError(format!("catalogue resource '{}' is not a valid name", printable(res))));
+                return Err(ScopeError(format!(
+                    "catalogue resource '{}' is not a valid name",
+                    printable(res)
+                )));
             }
             if let Some(bad) = perms.iter().find(|p| !valid_ident(p) || Role::from_name(p).is_some()) {
-                return Err(ScopeError(format!("catalogue permission '{res}:{}' is invalid", printable(bad))));
+                return Err(ScopeError(format!(
+                    "catalogue permission '{res}:{}' is invalid",
+                    printable(bad)
+                )));
             }
         }
         Ok(Catalog { resources })
@@ -273,9 +305,23 @@ mod tests {
         assert_eq!(s("projects:*").to_string(), "projects:*");
         assert_eq!(s("*").to_string(), "*");
         assert_eq!(s("a.b-c_d:x.y").to_string(), "a.b-c_d:x.y");
-        for bad in ["", ":", "projects", "projects:", ":viewer", "Projects:viewer", "projects:Viewer",
-                    "*:viewer", "pro jects:viewer", "projects:view er", "projects:viewer:x", "1abc:viewer",
-                    "**", "projects:**", "\u{7}:viewer"] {
+        for bad in [
+            "",
+            ":",
+            "projects",
+            "projects:",
+            ":viewer",
+            "Projects:viewer",
+            "projects:Viewer",
+            "*:viewer",
+            "pro jects:viewer",
+            "projects:view er",
+            "projects:viewer:x",
+            "1abc:viewer",
+            "**",
+            "projects:**",
+            "\u{7}:viewer",
+        ] {
             assert!(Scope::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         let long = format!("{}:viewer", "a".repeat(65));
@@ -302,7 +348,14 @@ mod tests {
         m.insert("projects".to_string(), vec![]);
         m.insert("deploy".to_string(), vec!["trigger".to_string()]);
         let cat = Catalog::new(m).unwrap();
-        for ok in ["*", "projects:viewer", "projects:*", "projects:admin", "deploy:trigger", "deploy:owner"] {
+        for ok in [
+            "*",
+            "projects:viewer",
+            "projects:*",
+            "projects:admin",
+            "deploy:trigger",
+            "deploy:owner",
+        ] {
             assert!(cat.check(&s(ok)).is_ok(), "{ok}");
         }
         for bad in ["projects:trigger", "billing:viewer", "deploy:launch"] {
@@ -310,6 +363,9 @@ mod tests {
         }
         let mut m = BTreeMap::new();
         m.insert("x".to_string(), vec!["viewer".to_string()]);
-        assert!(Catalog::new(m).is_err(), "a role cannot be redeclared as an extra permission");
+        assert!(
+            Catalog::new(m).is_err(),
+            "a role cannot be redeclared as an extra permission"
+        );
     }
 }

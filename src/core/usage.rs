@@ -19,7 +19,12 @@ pub struct UsageBatch {
 
 impl UsageBatch {
     pub fn new(interval: Millis, max_pending: usize, hasher: SeededHash) -> UsageBatch {
-        UsageBatch { interval, max_pending: max_pending.max(1), pending: HashSet::with_hasher(hasher), last_flush: None }
+        UsageBatch {
+            interval,
+            max_pending: max_pending.max(1),
+            pending: HashSet::with_hasher(hasher),
+            last_flush: None,
+        }
     }
 
     /// Notes a use; returns the keys to write now, if a flush is due (interval elapsed since the

@@ -27,7 +27,9 @@ pub fn key_name(raw: &str) -> Result<String, String> {
 
 pub fn description(raw: &str) -> Result<String, String> {
     if raw.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"));
+        return Err(format!(
+            "description must be at most {MAX_DESCRIPTION_CHARS} characters"
+        ));
     }
     if raw.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err("description must not contain control characters".into());
@@ -40,16 +42,25 @@ pub fn workspace(raw: &str) -> Result<&str, String> {
     let b = raw.as_bytes();
     let ok = (2..=63).contains(&b.len())
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-');
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-');
     if ok {
         Ok(raw)
     } else {
-        Err(format!("'{}' is not a valid workspace id ([a-z0-9][a-z0-9_-]{{1,62}})", printable(raw)))
+        Err(format!(
+            "'{}' is not a valid workspace id ([a-z0-9][a-z0-9_-]{{1,62}})",
+            printable(raw)
+        ))
     }
 }
 
 pub fn preset_name(raw: &str) -> Result<&str, String> {
-    workspace(raw).map_err(|_| format!("'{}' is not a valid preset name ([a-z0-9][a-z0-9_-]{{1,62}})", printable(raw)))
+    workspace(raw).map_err(|_| {
+        format!(
+            "'{}' is not a valid preset name ([a-z0-9][a-z0-9_-]{{1,62}})",
+            printable(raw)
+        )
+    })
 }
 
 /// `expires`: one of the presets, an RFC 3339 instant in the future, or null (no expiry).
@@ -67,7 +78,10 @@ pub fn expires(value: &Value, now: Millis) -> Result<Option<Millis>, String> {
         "6m" => add_months(now, 6),
         "1y" => add_months(now, 12),
         other => parse_rfc3339(other).ok_or_else(|| {
-            format!("expires '{}' is neither a preset (15d|25d|45d|90d|6m|1y) nor an RFC 3339 timestamp", printable(other))
+            format!(
+                "expires '{}' is neither a preset (15d|25d|45d|90d|6m|1y) nor an RFC 3339 timestamp",
+                printable(other)
+            )
         })?,
     };
     if at <= now {
@@ -77,10 +91,14 @@ pub fn expires(value: &Value, now: Millis) -> Result<Option<Millis>, String> {
 }
 
 pub fn metadata(value: &Value) -> Result<Map<String, Value>, String> {
-    let Value::Object(map) = value else { return Err("metadata must be a JSON object".into()) };
+    let Value::Object(map) = value else {
+        return Err("metadata must be a JSON object".into());
+    };
     let size = serde_json::to_string(map).map(|s| s.len()).unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
-        return Err(format!("metadata must be at most {MAX_METADATA_BYTES} bytes as JSON (got {size})"));
+        return Err(format!(
+            "metadata must be at most {MAX_METADATA_BYTES} bytes as JSON (got {size})"
+        ));
     }
     Ok(map.clone())
 }
@@ -156,8 +174,18 @@ mod tests {
         assert_eq!(expires(&json!("1y"), NOW), Ok(Some(add_months(NOW, 12))));
         let ts = crate::core::time::format_rfc3339(NOW + 1000);
         assert_eq!(expires(&json!(ts), NOW), Ok(Some(NOW + 1000)));
-        assert!(expires(&json!(crate::core::time::format_rfc3339(NOW)), NOW).is_err(), "now is not the future");
-        for bad in [json!("30d"), json!("1d"), json!(""), json!(90), json!({}), json!("tomorrow")] {
+        assert!(
+            expires(&json!(crate::core::time::format_rfc3339(NOW)), NOW).is_err(),
+            "now is not the future"
+        );
+        for bad in [
+            json!("30d"),
+            json!("1d"),
+            json!(""),
+            json!(90),
+            json!({}),
+            json!("tomorrow"),
+        ] {
             assert!(expires(&bad, NOW).is_err(), "{bad}");
         }
     }
@@ -176,7 +204,10 @@ mod tests {
         assert_eq!(grace_deadline(None, None, Some(exp), NOW), Ok(Some(exp)));
         assert_eq!(grace_deadline(None, None, None, NOW), Ok(None));
         assert_eq!(grace_deadline(None, Some(3600), None, NOW), Ok(Some(NOW + 3_600_000)));
-        assert_eq!(grace_deadline(None, Some(3600), Some(NOW + 1000), NOW), Ok(Some(NOW + 1000)));
+        assert_eq!(
+            grace_deadline(None, Some(3600), Some(NOW + 1000), NOW),
+            Ok(Some(NOW + 1000))
+        );
         let far = crate::core::time::format_rfc3339(NOW + 100 * DAY);
         assert_eq!(grace_deadline(Some(&far), None, Some(exp), NOW), Ok(Some(exp)));
         assert!(grace_deadline(Some("2000-01-01T00:00:00Z"), None, None, NOW).is_err());
@@ -188,6 +219,9 @@ mod tests {
     #[test]
     fn successor_keeps_an_expiry_if_the_old_key_had_one() {
         assert_eq!(successor_expiry(NOW - 5 * DAY, None, NOW), None);
-        assert_eq!(successor_expiry(NOW - 5 * DAY, Some(NOW + 25 * DAY), NOW), Some(NOW + 30 * DAY));
+        assert_eq!(
+            successor_expiry(NOW - 5 * DAY, Some(NOW + 25 * DAY), NOW),
+            Some(NOW + 30 * DAY)
+        );
     }
 }

@@ -9,10 +9,14 @@ pub fn bearer<'a>(header: Option<&'a str>, url: &str) -> Result<&'a str, ApiErro
         .split_once('?')
         .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("access_token=")));
     if in_query {
-        return Err(ApiError::InvalidAuthRequest("Tokens in the query string are not accepted"));
+        return Err(ApiError::InvalidAuthRequest(
+            "Tokens in the query string are not accepted",
+        ));
     }
     let Some(value) = header else {
-        return Err(ApiError::MissingCredentials("An Authorization: Bearer header is required."));
+        return Err(ApiError::MissingCredentials(
+            "An Authorization: Bearer header is required.",
+        ));
     };
     // Fetch joins repeated headers with ", "; no single Bearer token contains a comma.
     if value.contains(',') {
@@ -21,7 +25,9 @@ pub fn bearer<'a>(header: Option<&'a str>, url: &str) -> Result<&'a str, ApiErro
     let value = value.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::MissingCredentials("Only the Bearer authorization scheme is accepted."));
+        return Err(ApiError::MissingCredentials(
+            "Only the Bearer authorization scheme is accepted.",
+        ));
     }
     let token = token.trim();
     if token.is_empty() {
@@ -42,14 +48,29 @@ mod tests {
         assert_eq!(bearer(Some("bearer abc"), U), Ok("abc"));
         assert_eq!(bearer(Some("BEARER   abc  "), U), Ok("abc"));
         assert!(matches!(bearer(None, U), Err(ApiError::MissingCredentials(_))));
-        assert!(matches!(bearer(Some("Basic dXNlcjpwYXNz"), U), Err(ApiError::MissingCredentials(_))));
-        assert!(matches!(bearer(Some("Bearer"), U), Err(ApiError::InvalidAuthRequest(_))));
-        assert!(matches!(bearer(Some("Bearer a, Bearer b"), U), Err(ApiError::InvalidAuthRequest(_))));
+        assert!(matches!(
+            bearer(Some("Basic dXNlcjpwYXNz"), U),
+            Err(ApiError::MissingCredentials(_))
+        ));
+        assert!(matches!(
+            bearer(Some("Bearer"), U),
+            Err(ApiError::InvalidAuthRequest(_))
+        ));
+        assert!(matches!(
+            bearer(Some("Bearer a, Bearer b"), U),
+            Err(ApiError::InvalidAuthRequest(_))
+        ));
         assert!(matches!(
             bearer(Some("Bearer abc"), "https://x.test/p?x=1&access_token=abc"),
             Err(ApiError::InvalidAuthRequest(_))
         ));
-        assert!(matches!(bearer(None, "https://x.test/p?access_token=abc"), Err(ApiError::InvalidAuthRequest(_))));
-        assert_eq!(bearer(Some("Bearer abc"), "https://x.test/p?my_access_token=1"), Ok("abc"));
+        assert!(matches!(
+            bearer(None, "https://x.test/p?access_token=abc"),
+            Err(ApiError::InvalidAuthRequest(_))
+        ));
+        assert_eq!(
+            bearer(Some("Bearer abc"), "https://x.test/p?my_access_token=1"),
+            Ok("abc")
+        );
     }
 }

@@ -19,14 +19,23 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut worker::Request, allow_emp
         }
     }
     // Content-Length can be absent (chunked): check the size we actually received as well.
-    let bytes = req.bytes().await.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| ApiError::bad_request("The request body could not be read."))?;
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return if allow_empty { Ok(None) } else { Err(ApiError::field("body", "a JSON object is required")) };
+        return if allow_empty {
+            Ok(None)
+        } else {
+            Err(ApiError::field("body", "a JSON object is required"))
+        };
     }
-    serde_json::from_slice::<T>(&bytes).map(Some).map_err(|e| json_error(&e.to_string()))
+    serde_json::from_slice::<T>(&bytes)
+        .map(Some)
+        .map_err(|e| json_error(&e.to_string()))
 }
 
 /// serde names the offending field in "unknown field `x`" / "missing field `x`": report it as
@@ -35,10 +44,17 @@ fn json_error(msg: &str) -> ApiError {
     for prefix in ["unknown field `", "missing field `"] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             if let Some((field, _)) = rest.split_once('`') {
-                let what = if prefix.starts_with("unknown") { "unknown field" } else { "required field is missing" };
+                let what = if prefix.starts_with("unknown") {
+                    "unknown field"
+                } else {
+                    "required field is missing"
+                };
                 return ApiError::BadRequest {
                     detail: msg.to_owned(),
-                    errors: vec![crate::http::problem::FieldError { field: field.to_owned(), message: what.to_owned() }],
+                    errors: vec![crate::http::problem::FieldError {
+                        field: field.to_owned(),
+                        message: what.to_owned(),
+                    }],
                 };
             }
         }
@@ -48,7 +64,9 @@ fn json_error(msg: &str) -> ApiError {
 
 /// `?a=1&b=2` -> pairs, percent-decoded.
 pub fn query_pairs(url: &str) -> Vec<(String, String)> {
-    let Some((_, q)) = url.split_once('?') else { return Vec::new() };
+    let Some((_, q)) = url.split_once('?') else {
+        return Vec::new();
+    };
     let q = q.split('#').next().unwrap_or("");
     q.split('&')
         .filter(|p| !p.is_empty())
@@ -98,11 +116,17 @@ mod tests {
     #[test]
     fn json_errors_name_the_field() {
         let e = json_error("unknown field `colour`, expected one of `name` at line 1 column 9");
-        let ApiError::BadRequest { errors, .. } = e else { panic!() };
+        let ApiError::BadRequest { errors, .. } = e else {
+            panic!()
+        };
         assert_eq!(errors[0].field, "colour");
-        let ApiError::BadRequest { errors, .. } = json_error("missing field `name` at line 1 column 2") else { panic!() };
+        let ApiError::BadRequest { errors, .. } = json_error("missing field `name` at line 1 column 2") else {
+            panic!()
+        };
         assert_eq!(errors[0].field, "name");
-        let ApiError::BadRequest { errors, .. } = json_error("EOF while parsing a value at line 1 column 0") else { panic!() };
+        let ApiError::BadRequest { errors, .. } = json_error("EOF while parsing a value at line 1 column 0") else {
+            panic!()
+        };
         assert_eq!(errors[0].field, "body");
     }
 

@@ -20,20 +20,33 @@ pub enum ApiError {
     /// Malformed, unknown, revoked or expired key: one answer for all, so none can be told apart.
     InvalidToken,
     /// Key valid but lacks scopes; `scope_attr` is the space-separated requirement.
-    InsufficientScope { scope_attr: String },
-    BadRequest { detail: String, errors: Vec<FieldError> },
+    InsufficientScope {
+        scope_attr: String,
+    },
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// A key tried to grant scopes it does not hold.
-    ScopeEscalation { scopes: Vec<String> },
+    ScopeEscalation {
+        scopes: Vec<String>,
+    },
     WorkspaceForbidden,
     NotFound(&'static str),
     NoRoute,
     AmbiguousPath,
     MethodNotAllowed,
-    Conflict { slug: &'static str, detail: String },
+    Conflict {
+        slug: &'static str,
+        detail: String,
+    },
     PayloadTooLarge,
     UnsupportedMediaType,
     /// A storage write failed part-way; `detail` says what state it left.
-    Unavailable { slug: &'static str, detail: String },
+    Unavailable {
+        slug: &'static str,
+        detail: String,
+    },
     BadGateway,
     /// Logged server-side only; the caller sees a generic 500.
     Internal(String),
@@ -43,14 +56,20 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
-        ApiError::BadRequest { detail: detail.into(), errors: Vec::new() }
+        ApiError::BadRequest {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
         let message = message.into();
         ApiError::BadRequest {
             detail: format!("{field}: {message}"),
-            errors: vec![FieldError { field: field.into(), message }],
+            errors: vec![FieldError {
+                field: field.into(),
+                message,
+            }],
         }
     }
 
@@ -74,9 +93,9 @@ impl ApiError {
     pub fn challenge(&self, realm: &str) -> Option<String> {
         match self {
             ApiError::MissingCredentials(_) => Some(format!("Bearer realm=\"{realm}\"")),
-            ApiError::InvalidAuthRequest(desc) => {
-                Some(format!("Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{desc}\""))
-            }
+            ApiError::InvalidAuthRequest(desc) => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_request\", error_description=\"{desc}\""
+            )),
             ApiError::InvalidToken => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"The access token is invalid\""
             )),
@@ -93,16 +112,22 @@ impl ApiError {
             ApiError::MissingCredentials(d) => ("missing-credentials", "Authentication required", (*d).into()),
             ApiError::InvalidAuthRequest(d) => ("invalid-request", "Invalid authorization request", (*d).into()),
             ApiError::InvalidToken => ("invalid-token", "Invalid token", "The access token is invalid.".into()),
-            ApiError::InsufficientScope { .. } => {
-                ("insufficient-scope", "Insufficient scope", "The key lacks a scope this request requires.".into())
-            }
+            ApiError::InsufficientScope { .. } => (
+                "insufficient-scope",
+                "Insufficient scope",
+                "The key lacks a scope this request requires.".into(),
+            ),
             ApiError::BadRequest { detail, .. } => ("invalid-body", "Invalid request", printable_long(detail)),
-            ApiError::ScopeEscalation { .. } => {
-                ("scope-escalation", "Scope escalation", "A key cannot grant scopes it does not hold.".into())
-            }
-            ApiError::WorkspaceForbidden => {
-                ("workspace-forbidden", "Workspace forbidden", "A key can only manage its own workspace.".into())
-            }
+            ApiError::ScopeEscalation { .. } => (
+                "scope-escalation",
+                "Scope escalation",
+                "A key cannot grant scopes it does not hold.".into(),
+            ),
+            ApiError::WorkspaceForbidden => (
+                "workspace-forbidden",
+                "Workspace forbidden",
+                "A key can only manage its own workspace.".into(),
+            ),
             ApiError::NotFound(what) => ("not-found", "Not found", format!("No such {what}.")),
             ApiError::NoRoute => ("no-route", "Not found", "No route matches this method and path.".into()),
             ApiError::AmbiguousPath => (
@@ -110,16 +135,25 @@ impl ApiError {
                 "Ambiguous path",
                 "Paths with encoded slashes, backslashes or dot segments are refused.".into(),
             ),
-            ApiError::MethodNotAllowed => ("method-not-allowed", "Method not allowed", "Method not allowed here.".into()),
+            ApiError::MethodNotAllowed => (
+                "method-not-allowed",
+                "Method not allowed",
+                "Method not allowed here.".into(),
+            ),
             ApiError::Conflict { slug, detail } => (slug, "Conflict", printable_long(detail)),
             ApiError::PayloadTooLarge => (
                 "payload-too-large",
                 "Payload too large",
-                format!("Request bodies are limited to {} bytes.", crate::core::validate::MAX_BODY_BYTES),
+                format!(
+                    "Request bodies are limited to {} bytes.",
+                    crate::core::validate::MAX_BODY_BYTES
+                ),
             ),
-            ApiError::UnsupportedMediaType => {
-                ("unsupported-media-type", "Unsupported media type", "Send JSON (application/json).".into())
-            }
+            ApiError::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send JSON (application/json).".into(),
+            ),
             ApiError::Unavailable { slug, detail } => (slug, "Service unavailable", detail.clone()),
             ApiError::BadGateway => ("bad-gateway", "Bad gateway", "The origin could not be reached.".into()),
             ApiError::Internal(_) => ("internal", "Internal error", "An internal error occurred.".into()),
@@ -138,7 +172,10 @@ impl ApiError {
                 obj.insert("errors".into(), Value::Array(list));
             }
             ApiError::InsufficientScope { scope_attr } => {
-                obj.insert("scopes".into(), json!(scope_attr.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>()));
+                obj.insert(
+                    "scopes".into(),
+                    json!(scope_attr.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>()),
+                );
             }
             ApiError::ScopeEscalation { scopes } => {
                 obj.insert("scopes".into(), json!(scopes));
@@ -151,7 +188,12 @@ impl ApiError {
 
 /// Messages may quote caller input: keep them printable and bounded.
 fn printable_long(s: &str) -> String {
-    s.split_inclusive(' ').map(printable).collect::<String>().chars().take(400).collect()
+    s.split_inclusive(' ')
+        .map(printable)
+        .collect::<String>()
+        .chars()
+        .take(400)
+        .collect()
 }
 
 #[cfg(test)]
@@ -174,14 +216,25 @@ mod tests {
 
     #[test]
     fn challenges_follow_rfc_6750() {
-        assert_eq!(ApiError::MissingCredentials("x").challenge("r").unwrap(), "Bearer realm=\"r\"");
-        let s = ApiError::InsufficientScope { scope_attr: "a:b c:d".into() };
+        assert_eq!(
+            ApiError::MissingCredentials("x").challenge("r").unwrap(),
+            "Bearer realm=\"r\""
+        );
+        let s = ApiError::InsufficientScope {
+            scope_attr: "a:b c:d".into(),
+        };
         assert_eq!(s.status(), 403);
-        assert_eq!(s.challenge("r").unwrap(), "Bearer realm=\"r\", error=\"insufficient_scope\", scope=\"a:b c:d\"");
+        assert_eq!(
+            s.challenge("r").unwrap(),
+            "Bearer realm=\"r\", error=\"insufficient_scope\", scope=\"a:b c:d\""
+        );
         let body: Value = serde_json::from_str(&s.body()).unwrap();
         assert_eq!(body["scopes"], json!(["a:b", "c:d"]));
         assert!(ApiError::NotFound("key").challenge("r").is_none());
-        assert!(ApiError::InvalidAuthRequest("Two Authorization values").challenge("r").unwrap().contains("invalid_request"));
+        assert!(ApiError::InvalidAuthRequest("Two Authorization values")
+            .challenge("r")
+            .unwrap()
+            .contains("invalid_request"));
     }
 
     #[test]
@@ -190,18 +243,28 @@ mod tests {
             ApiError::MissingCredentials("x"),
             ApiError::InvalidAuthRequest("x"),
             ApiError::InvalidToken,
-            ApiError::InsufficientScope { scope_attr: "a:b".into() },
+            ApiError::InsufficientScope {
+                scope_attr: "a:b".into(),
+            },
             ApiError::field("name", "too short"),
-            ApiError::ScopeEscalation { scopes: vec!["a:b".into()] },
+            ApiError::ScopeEscalation {
+                scopes: vec!["a:b".into()],
+            },
             ApiError::WorkspaceForbidden,
             ApiError::NotFound("key"),
             ApiError::NoRoute,
             ApiError::AmbiguousPath,
             ApiError::MethodNotAllowed,
-            ApiError::Conflict { slug: "name-conflict", detail: "x".into() },
+            ApiError::Conflict {
+                slug: "name-conflict",
+                detail: "x".into(),
+            },
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType,
-            ApiError::Unavailable { slug: "kv-write-failed", detail: "x".into() },
+            ApiError::Unavailable {
+                slug: "kv-write-failed",
+                detail: "x".into(),
+            },
             ApiError::BadGateway,
             ApiError::Internal("secret detail".into()),
         ];
@@ -209,7 +272,10 @@ mod tests {
             let body: Value = serde_json::from_str(&e.body()).unwrap();
             assert_eq!(body["status"], e.status(), "{e:?}");
             assert!(body["type"].as_str().unwrap().starts_with("urn:keyward:problem:"));
-            assert!(!e.body().contains("secret detail"), "internal details never reach the caller");
+            assert!(
+                !e.body().contains("secret detail"),
+                "internal details never reach the caller"
+            );
         }
     }
 

@@ -24,7 +24,10 @@ pub struct Canned {
 impl Canned {
     pub fn invalid_token(realm: &str) -> Canned {
         let e = ApiError::InvalidToken;
-        Canned { body: e.body(), www: e.challenge(realm).unwrap_or_default() }
+        Canned {
+            body: e.body(),
+            www: e.challenge(realm).unwrap_or_default(),
+        }
     }
 
     pub fn respond(&self) -> web_sys::Response {

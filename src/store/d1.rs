@@ -83,10 +83,16 @@ fn os(v: Option<&str>) -> JsValue {
 fn d1_err(e: worker::Error) -> ApiError {
     let msg = e.to_string();
     if msg.contains("UNIQUE constraint failed") {
-        ApiError::Conflict { slug: "name-conflict", detail: "A key or preset with this name already exists in the workspace.".into() }
+        ApiError::Conflict {
+            slug: "name-conflict",
+            detail: "A key or preset with this name already exists in the workspace.".into(),
+        }
     } else {
-        ApiError::Unavailable { slug: "d1-unavailable", detail: "The key database is unavailable; nothing was changed.".into() }
-            .log_cause(&msg)
+        ApiError::Unavailable {
+            slug: "d1-unavailable",
+            detail: "The key database is unavailable; nothing was changed.".into(),
+        }
+        .log_cause(&msg)
     }
 }
 
@@ -101,7 +107,9 @@ pub struct Db(D1Database);
 
 impl Db {
     pub fn new(env: &Env) -> Result<Db, ApiError> {
-        env.d1(BINDING).map(Db).map_err(|e| ApiError::Internal(format!("D1 binding {BINDING}: {e}")))
+        env.d1(BINDING)
+            .map(Db)
+            .map_err(|e| ApiError::Internal(format!("D1 binding {BINDING}: {e}")))
     }
 
     fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, ApiError> {
@@ -111,7 +119,14 @@ impl Db {
     fn audit_stmt(&self, a: &Audit<'_>) -> Result<D1PreparedStatement, ApiError> {
         self.stmt(
             "INSERT INTO audit (at, workspace, actor, action, key_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            &[n(a.at), s(a.workspace), s(a.actor), s(a.action), os(a.key_id), s(&a.detail)],
+            &[
+                n(a.at),
+                s(a.workspace),
+                s(a.actor),
+                s(a.action),
+                os(a.key_id),
+                s(&a.detail),
+            ],
         )
     }
 
@@ -131,8 +146,16 @@ impl Db {
             "UPDATE keys SET name = ?3, description = ?4, scopes = ?5, metadata = ?6, expires_at = ?7, \
              revoked_at = ?8, superseded_by = ?9, grace_until = ?10 WHERE workspace = ?1 AND id = ?2",
             &[
-                s(&r.workspace), s(&r.id), s(&r.name), s(&r.description), s(&r.scopes), s(&r.metadata),
-                on(r.expires_at), on(r.revoked_at), os(r.superseded_by.as_deref()), on(r.grace_until),
+                s(&r.workspace),
+                s(&r.id),
+                s(&r.name),
+                s(&r.description),
+                s(&r.scopes),
+                s(&r.metadata),
+                on(r.expires_at),
+                on(r.revoked_at),
+                os(r.superseded_by.as_deref()),
+                on(r.grace_until),
             ],
         )
     }
@@ -143,40 +166,61 @@ impl Db {
 
     async fn rows<T: for<'de> Deserialize<'de>>(&self, stmt: D1PreparedStatement) -> Result<Vec<T>, ApiError> {
         let res = stmt.all().await.map_err(d1_err)?;
-        res.results::<T>().map_err(|e| ApiError::Internal(format!("D1 row decode: {e}")))
+        res.results::<T>()
+            .map_err(|e| ApiError::Internal(format!("D1 row decode: {e}")))
     }
 
     pub async fn insert_key(&self, row: &KeyRow, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![self.insert_key_stmt(row)?, self.audit_stmt(audit)?]).await
+        self.batch(vec![self.insert_key_stmt(row)?, self.audit_stmt(audit)?])
+            .await
     }
 
     /// Undo of a create whose KV write failed: the secret was never handed out.
     pub async fn remove_key(&self, workspace: &str, id: &str) -> Result<(), ApiError> {
-        self.batch(vec![self.stmt("DELETE FROM keys WHERE workspace = ?1 AND id = ?2", &[s(workspace), s(id)])?]).await
+        self.batch(vec![self.stmt(
+            "DELETE FROM keys WHERE workspace = ?1 AND id = ?2",
+            &[s(workspace), s(id)],
+        )?])
+        .await
     }
 
     pub async fn update_key(&self, row: &KeyRow, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![self.update_key_stmt(row)?, self.audit_stmt(audit)?]).await
+        self.batch(vec![self.update_key_stmt(row)?, self.audit_stmt(audit)?])
+            .await
     }
 
     pub async fn delete_key(&self, workspace: &str, id: &str, audit: &Audit<'_>) -> Result<(), ApiError> {
-        let del = self.stmt("DELETE FROM keys WHERE workspace = ?1 AND id = ?2", &[s(workspace), s(id)])?;
+        let del = self.stmt(
+            "DELETE FROM keys WHERE workspace = ?1 AND id = ?2",
+            &[s(workspace), s(id)],
+        )?;
         self.batch(vec![del, self.audit_stmt(audit)?]).await
     }
 
     /// Old row first: the partial unique index frees the name only once it is superseded.
     pub async fn rotate(&self, old: &KeyRow, new: &KeyRow, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![self.update_key_stmt(old)?, self.insert_key_stmt(new)?, self.audit_stmt(audit)?]).await
+        self.batch(vec![
+            self.update_key_stmt(old)?,
+            self.insert_key_stmt(new)?,
+            self.audit_stmt(audit)?,
+        ])
+        .await
     }
 
     /// Undo of a rotation whose KV write failed.
     pub async fn unrotate(&self, old: &KeyRow, new_id: &str) -> Result<(), ApiError> {
-        let del = self.stmt("DELETE FROM keys WHERE workspace = ?1 AND id = ?2", &[s(&old.workspace), s(new_id)])?;
+        let del = self.stmt(
+            "DELETE FROM keys WHERE workspace = ?1 AND id = ?2",
+            &[s(&old.workspace), s(new_id)],
+        )?;
         self.batch(vec![del, self.update_key_stmt(old)?]).await
     }
 
     pub async fn get_key(&self, workspace: &str, id: &str) -> Result<Option<KeyRow>, ApiError> {
-        let stmt = self.stmt(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE workspace = ?1 AND id = ?2"), &[s(workspace), s(id)])?;
+        let stmt = self.stmt(
+            &format!("SELECT {KEY_COLUMNS} FROM keys WHERE workspace = ?1 AND id = ?2"),
+            &[s(workspace), s(id)],
+        )?;
         Ok(self.rows(stmt).await?.into_iter().next())
     }
 
@@ -236,7 +280,10 @@ impl Db {
     }
 
     pub async fn list_presets(&self, workspace: &str) -> Result<Vec<PresetRow>, ApiError> {
-        let stmt = self.stmt("SELECT name, description, scopes FROM presets WHERE workspace = ?1 ORDER BY name", &[s(workspace)])?;
+        let stmt = self.stmt(
+            "SELECT name, description, scopes FROM presets WHERE workspace = ?1 ORDER BY name",
+            &[s(workspace)],
+        )?;
         self.rows(stmt).await
     }
 
@@ -248,7 +295,13 @@ impl Db {
         Ok(self.rows(stmt).await?.into_iter().next())
     }
 
-    pub async fn insert_preset(&self, workspace: &str, p: &PresetRow, now: Millis, audit: &Audit<'_>) -> Result<(), ApiError> {
+    pub async fn insert_preset(
+        &self,
+        workspace: &str,
+        p: &PresetRow,
+        now: Millis,
+        audit: &Audit<'_>,
+    ) -> Result<(), ApiError> {
         let ins = self.stmt(
             "INSERT INTO presets (workspace, name, description, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             &[s(workspace), s(&p.name), s(&p.description), s(&p.scopes), n(now)],
@@ -257,7 +310,10 @@ impl Db {
     }
 
     pub async fn delete_preset(&self, workspace: &str, name: &str, audit: &Audit<'_>) -> Result<(), ApiError> {
-        let del = self.stmt("DELETE FROM presets WHERE workspace = ?1 AND name = ?2", &[s(workspace), s(name)])?;
+        let del = self.stmt(
+            "DELETE FROM presets WHERE workspace = ?1 AND name = ?2",
+            &[s(workspace), s(name)],
+        )?;
         self.batch(vec![del, self.audit_stmt(audit)?]).await
     }
 
@@ -265,7 +321,12 @@ impl Db {
         self.batch(vec![self.audit_stmt(audit)?]).await
     }
 
-    pub async fn list_audit(&self, workspace: &str, before_id: Option<i64>, limit: u32) -> Result<Vec<AuditRow>, ApiError> {
+    pub async fn list_audit(
+        &self,
+        workspace: &str,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, ApiError> {
         let stmt = self.stmt(
             "SELECT id, at, actor, action, key_id, detail FROM audit WHERE workspace = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
             &[s(workspace), n(before_id.unwrap_or(1i64 << 52)), n(i64::from(limit))],

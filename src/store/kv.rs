@@ -12,12 +12,15 @@ use crate::http::problem::ApiError;
 pub const BINDING: &str = "KV";
 
 fn store(env: &Env) -> Result<KvStore, ApiError> {
-    env.kv(BINDING).map_err(|e| ApiError::Internal(format!("KV binding {BINDING}: {e}")))
+    env.kv(BINDING)
+        .map_err(|e| ApiError::Internal(format!("KV binding {BINDING}: {e}")))
 }
 
 // The verify path's one storage read, as one JS call: worker's KvStore builds its options
 // object through serde-wasm-bindgen and looks the binding up on every call.
-#[wasm_bindgen(inline_js = "export function kw_kv_get(env, name, ttl) { return env.KV.get(name, { type: 'text', cacheTtl: ttl }); }")]
+#[wasm_bindgen(
+    inline_js = "export function kw_kv_get(env, name, ttl) { return env.KV.get(name, { type: 'text', cacheTtl: ttl }); }"
+)]
 extern "C" {
     #[wasm_bindgen(catch)]
     fn kw_kv_get(env: &Env, name: &str, ttl: u32) -> Result<js_sys::Promise, JsValue>;
@@ -27,11 +30,16 @@ extern "C" {
 pub async fn get(env: &Env, hash: &KeyHash, cache_ttl: u64) -> Result<Option<String>, ApiError> {
     let unavailable = |e: JsValue| {
         worker::console_error!("KV read failed: {e:?}");
-        ApiError::Unavailable { slug: "kv-unavailable", detail: "The key store is unavailable.".into() }
+        ApiError::Unavailable {
+            slug: "kv-unavailable",
+            detail: "The key store is unavailable.".into(),
+        }
     };
     let ttl = cache_ttl.clamp(30, u64::from(u32::MAX)) as u32;
     let promise = kw_kv_get(env, &hash.to_hex(), ttl).map_err(unavailable)?;
-    let value = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(unavailable)?;
+    let value = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(unavailable)?;
     Ok(value.as_string())
 }
 

@@ -66,16 +66,8 @@ impl Resp {
     pub fn describe(&self) -> String {
         let text = self.text();
         let body: String = text.chars().take(1500).collect();
-        let cut = if body.len() < text.len() {
-            " [...]"
-        } else {
-            ""
-        };
-        let headers: Vec<String> = self
-            .headers
-            .iter()
-            .map(|(n, v)| format!("  {n}: {v}"))
-            .collect();
+        let cut = if body.len() < text.len() { " [...]" } else { "" };
+        let headers: Vec<String> = self.headers.iter().map(|(n, v)| format!("  {n}: {v}")).collect();
         format!(
             "{} -> {}\n{}\n  body: {body}{cut}",
             self.request,
@@ -116,26 +108,17 @@ impl Resp {
 
     fn problem(&self, slug: Option<&str>) -> Result<Value, Failed> {
         let ctype = self.header("content-type").unwrap_or_default();
-        if !ctype
-            .to_ascii_lowercase()
-            .starts_with("application/problem+json")
-        {
-            return Err(self.fail(format!(
-                "content-type {ctype:?} is not application/problem+json"
-            )));
+        if !ctype.to_ascii_lowercase().starts_with("application/problem+json") {
+            return Err(self.fail(format!("content-type {ctype:?} is not application/problem+json")));
         }
         let problem = self.json()?;
         let kind = problem["type"].as_str().unwrap_or_default();
         match slug {
             Some(slug) if kind != format!("urn:keyward:problem:{slug}") => {
-                return Err(self.fail(format!(
-                    "problem type {kind:?}, expected urn:keyward:problem:{slug}"
-                )))
+                return Err(self.fail(format!("problem type {kind:?}, expected urn:keyward:problem:{slug}")))
             }
             None if !kind.starts_with("urn:keyward:problem:") => {
-                return Err(self.fail(format!(
-                    "problem type {kind:?} is not urn:keyward:problem:<slug>"
-                )))
+                return Err(self.fail(format!("problem type {kind:?} is not urn:keyward:problem:<slug>")))
             }
             _ => {}
         }
@@ -155,9 +138,7 @@ impl Resp {
     pub fn www_authenticate(&self) -> Result<&str, Failed> {
         match self.header_values("www-authenticate").as_slice() {
             [one] => Ok(one),
-            other => Err(self.fail(format!(
-                "expected one WWW-Authenticate header, got {other:?}"
-            ))),
+            other => Err(self.fail(format!("expected one WWW-Authenticate header, got {other:?}"))),
         }
     }
 }
@@ -247,13 +228,7 @@ impl Ctx {
     }
 
     /// Any request; any status is an Ok(Resp). Err only when no HTTP answer came.
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Body,
-    ) -> Result<Resp, Failed> {
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Body) -> Result<Resp, Failed> {
         let url = format!("{}{path}", self.base);
         let request = format!("{method} {url}");
         let mut req = self.agent.request(method, &url);
@@ -267,9 +242,7 @@ impl Ctx {
         };
         let resp = match result {
             Ok(resp) | Err(ureq::Error::Status(_, resp)) => resp,
-            Err(ureq::Error::Transport(e)) => {
-                return Err(format!("{request}: no HTTP answer: {e}").into())
-            }
+            Err(ureq::Error::Transport(e)) => return Err(format!("{request}: no HTTP answer: {e}").into()),
         };
         let status = resp.status();
         let mut names = resp.headers_names();
@@ -277,11 +250,7 @@ impl Ctx {
         names.dedup();
         let headers = names
             .iter()
-            .flat_map(|n| {
-                resp.all(n)
-                    .into_iter()
-                    .map(move |v| (n.clone(), v.to_owned()))
-            })
+            .flat_map(|n| resp.all(n).into_iter().map(move |v| (n.clone(), v.to_owned())))
             .collect();
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)
@@ -298,12 +267,7 @@ impl Ctx {
 
     /// Sends a bodiless request on a new connection with `headers` written verbatim and in order
     /// (plus `host` and `connection: close`), e.g. to repeat a header field, which ureq cannot.
-    pub fn raw_request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Resp, Failed> {
+    pub fn raw_request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<Resp, Failed> {
         let addr = self.base.trim_start_matches("http://");
         let request = format!("{method} {}{path} (raw)", self.base);
         let err = |e: std::io::Error| Failed::from(format!("{request}: {e}"));
@@ -313,9 +277,7 @@ impl Ctx {
         }
         head.push_str("connection: close\r\n\r\n");
         let mut stream = TcpStream::connect(addr).map_err(err)?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(err)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(err)?;
         stream.write_all(head.as_bytes()).map_err(err)?;
         let mut reader = BufReader::new(stream);
         let parsed = read_head(&mut reader)
@@ -349,25 +311,14 @@ impl Ctx {
     }
 
     /// An admin (or verify) API request with the given bearer token and optional JSON body.
-    pub fn admin_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        json: Option<&Value>,
-    ) -> Result<Resp, Failed> {
+    pub fn admin_as(&self, token: &str, method: &str, path: &str, json: Option<&Value>) -> Result<Resp, Failed> {
         let auth = bearer(token);
         let mut headers = vec![("authorization", auth.as_str())];
         match json {
             None => self.request(method, path, &headers, Body::None),
             Some(json) => {
                 headers.push(("content-type", "application/json"));
-                self.request(
-                    method,
-                    path,
-                    &headers,
-                    Body::Bytes(json.to_string().as_bytes()),
-                )
+                self.request(method, path, &headers, Body::Bytes(json.to_string().as_bytes()))
             }
         }
     }
@@ -385,20 +336,11 @@ impl Ctx {
 
     /// Creates a key as root in `ws`; expects 201 with `key`. Returns (plaintext, key object).
     pub fn create_key(&self, ws: &str, body: Value) -> Result<(String, Value), Failed> {
-        self.create_key_as(
-            &self.admin_token,
-            &format!("/admin/v1/keys?workspace={ws}"),
-            body,
-        )
+        self.create_key_as(&self.admin_token, &format!("/admin/v1/keys?workspace={ws}"), body)
     }
 
     /// Creates a key with `token` at `path` (`/admin/v1/keys` plus any query); expects 201.
-    pub fn create_key_as(
-        &self,
-        token: &str,
-        path: &str,
-        body: Value,
-    ) -> Result<(String, Value), Failed> {
+    pub fn create_key_as(&self, token: &str, path: &str, body: Value) -> Result<(String, Value), Failed> {
         let resp = self.admin_as(token, "POST", path, Some(&body))?;
         self.issued(&resp, 201)
     }
@@ -411,20 +353,17 @@ impl Ctx {
 
     /// `GET` key `id` of `ws` as root; expects 200.
     pub fn get_key(&self, ws: &str, id: &str) -> Result<Value, Failed> {
-        self.admin("GET", &key_path(ws, id, ""), None)?
-            .expect_json(200)
+        self.admin("GET", &key_path(ws, id, ""), None)?.expect_json(200)
     }
 
     /// Revokes key `id` of `ws` as root; expects 200.
     pub fn revoke_key(&self, ws: &str, id: &str) -> Result<Value, Failed> {
-        self.admin("POST", &key_path(ws, id, "/revoke"), None)?
-            .expect_json(200)
+        self.admin("POST", &key_path(ws, id, "/revoke"), None)?.expect_json(200)
     }
 
     /// Deletes key `id` of `ws` as root; expects 204.
     pub fn delete_key(&self, ws: &str, id: &str) -> Result<(), Failed> {
-        self.admin("DELETE", &key_path(ws, id, ""), None)?
-            .expect_status(204)?;
+        self.admin("DELETE", &key_path(ws, id, ""), None)?.expect_status(204)?;
         Ok(())
     }
 
@@ -470,8 +409,7 @@ impl Ctx {
     fn note_leaks(&self, method: &str, path: &str, resp: &Resp) {
         let route = path.split('?').next().unwrap_or_default();
         let issuing = method == "POST"
-            && (route == "/admin/v1/keys"
-                || (route.starts_with("/admin/v1/keys/") && route.ends_with("/rotate")));
+            && (route == "/admin/v1/keys" || (route.starts_with("/admin/v1/keys/") && route.ends_with("/rotate")));
         if issuing && (200..300).contains(&resp.status) {
             return;
         }

@@ -35,10 +35,7 @@ fn invalid(msg: String) -> io::Error {
 /// One CRLF- (or LF-) terminated line without its terminator; None at end of stream.
 fn read_line(r: &mut impl BufRead) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
-    let n = r
-        .by_ref()
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', &mut buf)?;
+    let n = r.by_ref().take(MAX_LINE as u64).read_until(b'\n', &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
@@ -66,10 +63,7 @@ pub fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
     loop {
         let line = read_line(r)?.ok_or_else(|| invalid("stream ended inside a head".into()))?;
         if line.is_empty() {
-            return Ok(Some(Head {
-                start_line,
-                headers,
-            }));
+            return Ok(Some(Head { start_line, headers }));
         }
         let (name, value) = line
             .split_once(':')
@@ -84,11 +78,10 @@ pub fn read_body(r: &mut impl BufRead, head: &Head, until_eof: bool) -> io::Resu
     let mut body = Vec::new();
     if head.is_chunked() {
         loop {
-            let line =
-                read_line(r)?.ok_or_else(|| invalid("stream ended inside a chunk".into()))?;
+            let line = read_line(r)?.ok_or_else(|| invalid("stream ended inside a chunk".into()))?;
             let size_hex = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_hex, 16)
-                .map_err(|_| invalid(format!("bad chunk size line {line:?}")))?;
+            let size =
+                usize::from_str_radix(size_hex, 16).map_err(|_| invalid(format!("bad chunk size line {line:?}")))?;
             if size == 0 {
                 // Trailer fields, then the empty line.
                 while read_line(r)?.is_some_and(|l| !l.is_empty()) {}

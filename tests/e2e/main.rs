@@ -84,12 +84,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let ctx = Arc::new(Ctx::new(
-        dev.base_url(),
-        admin_token,
-        origin,
-        dev.log_path().to_owned(),
-    ));
+    let ctx = Arc::new(Ctx::new(dev.base_url(), admin_token, origin, dev.log_path().to_owned()));
     let trials = cases::ALL
         .iter()
         .map(|&(name, case)| {
@@ -100,10 +95,7 @@ fn main() -> ExitCode {
     let conclusion = libtest_mimic::run(&args, trials);
 
     if conclusion.has_failed() {
-        eprintln!(
-            "\n--- wrangler dev log, last lines ({}) ---",
-            dev.log_path().display()
-        );
+        eprintln!("\n--- wrangler dev log, last lines ({}) ---", dev.log_path().display());
         eprintln!("{}", util::tail_of_file(dev.log_path(), 80));
     }
     drop(dev);

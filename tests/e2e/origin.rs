@@ -34,10 +34,7 @@ impl Recorded {
         match self.header_values(name).as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one)),
-            many => Err(format!(
-                "origin got header {name} {} times: {many:?}",
-                many.len()
-            )),
+            many => Err(format!("origin got header {name} {} times: {many:?}", many.len())),
         }
     }
 
@@ -112,9 +109,7 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Recorded>>) -> std::io::Result<
         let mut parts = head.start_line.split(' ');
         let (method, target, version) = (parts.next(), parts.next(), parts.next());
         let (Some(method), Some(target), Some(version)) = (method, target, version) else {
-            out.write_all(
-                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            )?;
+            out.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")?;
             return Ok(());
         };
         if head
@@ -151,10 +146,7 @@ fn serve(stream: TcpStream, received: &Mutex<Vec<Recorded>>) -> std::io::Result<
         .to_string();
         lock(received).push(request);
 
-        let close = version == "HTTP/1.0"
-            || head
-                .get("connection")
-                .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        let close = version == "HTTP/1.0" || head.get("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
         write!(
             out,
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-echo-origin: keyward-e2e\r\n\

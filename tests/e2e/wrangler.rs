@@ -49,9 +49,7 @@ fn tool_env(root: &Path) -> Vec<(&'static str, OsString)> {
         .unwrap_or_default()
         .join("bin");
     let mut path = vec![bin.clone(), cargo_bin.clone()];
-    path.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
+    path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     let path = std::env::join_paths(path).expect("PATH entries contain no ':'");
     vec![
         ("PATH", path),
@@ -59,10 +57,7 @@ fn tool_env(root: &Path) -> Vec<(&'static str, OsString)> {
         ("ESBUILD_BIN", bin.join("esbuild").into()),
         ("WASM_OPT_BIN", bin.join("wasm-opt").into()),
         ("WRANGLER_SEND_METRICS", "false".into()),
-        (
-            "CI",
-            std::env::var_os("CI").unwrap_or_else(|| "true".into()),
-        ),
+        ("CI", std::env::var_os("CI").unwrap_or_else(|| "true".into())),
         ("CLOUDFLARE_CF_FETCH_ENABLED", "false".into()),
     ]
 }
@@ -77,22 +72,13 @@ fn free_port() -> Result<u16, String> {
 impl WranglerDev {
     /// Applies the D1 migrations into a fresh state dir under `run_dir`, starts wrangler dev and waits
     /// until it answers HTTP.
-    pub fn start(
-        root: &Path,
-        run_dir: &Path,
-        origin_url: &str,
-        admin_token: &str,
-    ) -> Result<Self, String> {
+    pub fn start(root: &Path, run_dir: &Path, origin_url: &str, admin_token: &str) -> Result<Self, String> {
         let wrangler = root.join("node_modules/.bin/wrangler");
         if !wrangler.exists() {
-            return Err(format!(
-                "{} is missing: run ./scripts/setup.sh",
-                wrangler.display()
-            ));
+            return Err(format!("{} is missing: run ./scripts/setup.sh", wrangler.display()));
         }
         let state_dir = run_dir.join("state");
-        std::fs::create_dir_all(&state_dir)
-            .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        std::fs::create_dir_all(&state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
         let env = tool_env(root);
 
         eprintln!("e2e: applying D1 migrations into {}", state_dir.display());
@@ -115,8 +101,7 @@ impl WranglerDev {
 
         let port = free_port()?;
         let log_path = run_dir.join("wrangler.log");
-        let log = File::create(&log_path)
-            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
         let log_err = log
             .try_clone()
             .map_err(|e| format!("cannot dup the log file handle: {e}"))?;
@@ -125,14 +110,7 @@ impl WranglerDev {
             log_path.display()
         );
         let child = Command::new(&wrangler)
-            .args([
-                "dev",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--persist-to",
-            ])
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(&state_dir)
             .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
             .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
@@ -192,19 +170,14 @@ impl WranglerDev {
         loop {
             match agent.get(&url).call() {
                 Ok(_) | Err(ureq::Error::Status(..)) => {
-                    eprintln!(
-                        "e2e: wrangler dev ready after {:.1} s",
-                        started.elapsed().as_secs_f64()
-                    );
+                    eprintln!("e2e: wrangler dev ready after {:.1} s", started.elapsed().as_secs_f64());
                     return Ok(());
                 }
                 Err(ureq::Error::Transport(_)) => {}
             }
             match self.child.try_wait() {
                 Ok(Some(status)) => {
-                    return Err(
-                        self.fail(format!("wrangler dev exited ({status}) before answering"))
-                    );
+                    return Err(self.fail(format!("wrangler dev exited ({status}) before answering")));
                 }
                 Ok(None) => {}
                 Err(e) => return Err(self.fail(format!("cannot poll the wrangler process: {e}"))),

@@ -21,8 +21,7 @@ fn keys_path(ws: &str) -> String {
 /// A wire time field as unix ms.
 fn time_field(v: &Value, field: &str) -> Result<i64, Failed> {
     let s = str_field(v, field)?;
-    parse_rfc3339_ms(s)
-        .ok_or_else(|| format!("`{field}` = {s:?} is not an RFC 3339 UTC time (…Z)").into())
+    parse_rfc3339_ms(s).ok_or_else(|| format!("`{field}` = {s:?} is not an RFC 3339 UTC time (…Z)").into())
 }
 
 fn ensure_near(actual_ms: i64, expected_ms: i64, slack_ms: i64, what: &str) -> TestResult {
@@ -63,15 +62,10 @@ fn list_all(ctx: &Ctx, path: &str, limit: usize) -> Result<Vec<Value>, Failed> {
         match &page["next_cursor"] {
             Value::Null => return Ok(items),
             Value::String(next) => {
-                ensure!(
-                    !page_items.is_empty(),
-                    "{page_path}: an empty page with a next_cursor"
-                );
+                ensure!(!page_items.is_empty(), "{page_path}: an empty page with a next_cursor");
                 cursor = Some(next.clone());
             }
-            other => {
-                return Err(format!("next_cursor must be a string or null, got {other}").into())
-            }
+            other => return Err(format!("next_cursor must be a string or null, got {other}").into()),
         }
     }
     Err(format!("{path}: more than 1000 pages").into())
@@ -104,8 +98,7 @@ pub fn auth_required(ctx: &Ctx) -> TestResult {
     resp.expect_problem(403, Some("insufficient-scope"))?;
     let challenge = resp.www_authenticate()?;
     ensure!(
-        challenge.contains(r#"error="insufficient_scope""#)
-            && challenge.contains(r#"scope="keys:admin""#),
+        challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="keys:admin""#),
         "WWW-Authenticate for a key without keys:admin: {challenge:?}"
     );
 
@@ -120,8 +113,7 @@ pub fn auth_required(ctx: &Ctx) -> TestResult {
     }
 
     // Root must name the workspace.
-    ctx.admin("GET", "/admin/v1/keys", None)?
-        .expect_problem(400, None)?;
+    ctx.admin("GET", "/admin/v1/keys", None)?.expect_problem(400, None)?;
     Ok(())
 }
 
@@ -138,25 +130,16 @@ pub fn create_and_get(ctx: &Ctx) -> TestResult {
     let before = unix_ms();
     let (key, obj) = ctx.create_key(&ws, body)?;
     let id = str_field(&obj, "id")?;
-    ensure!(
-        key.starts_with("kw_live_"),
-        "a key starts with kw_live_: {key:?}"
-    );
+    ensure!(key.starts_with("kw_live_"), "a key starts with kw_live_: {key:?}");
     ensure!(id.starts_with("key_"), "a key id starts with key_: {id:?}");
     ensure_eq!(obj["workspace"], json!(ws), "workspace");
     ensure_eq!(obj["name"], json!("ci deploy"), "the name is trimmed");
     ensure_eq!(obj["description"], json!("deploys from CI"), "description");
     let scopes = set_of(&["deploy:trigger", "projects:viewer", "deployments:viewer"]);
-    ensure_eq!(
-        str_set(&obj["scopes"])?,
-        scopes,
-        "scopes = given scopes + the preset's"
-    );
+    ensure_eq!(str_set(&obj["scopes"])?, scopes, "scopes = given scopes + the preset's");
     let preview = str_field(&obj, "preview")?;
     ensure!(
-        preview.starts_with("kw_live_")
-            && preview.len() < key.len()
-            && key.ends_with(&preview[preview.len() - 4..]),
+        preview.starts_with("kw_live_") && preview.len() < key.len() && key.ends_with(&preview[preview.len() - 4..]),
         "preview {preview:?} should be kw_live_…<last 4 characters of the key>"
     );
     ensure_eq!(obj["status"], json!("active"), "status");
@@ -168,33 +151,18 @@ pub fn create_and_get(ctx: &Ctx) -> TestResult {
         60_000,
         "expires_at of a 90d key",
     )?;
-    for field in [
-        "last_used_at",
-        "revoked_at",
-        "rotated_from",
-        "superseded_by",
-    ] {
+    for field in ["last_used_at", "revoked_at", "rotated_from", "superseded_by"] {
         ensure_eq!(obj[field], Value::Null, "{field} of a new key");
     }
     ensure_eq!(obj["metadata"], json!({"pipeline": "main"}), "metadata");
 
     let got = ctx.get_key(&ws, id)?;
-    ensure!(
-        got.get("key").is_none(),
-        "GET must not return the secret: {got}"
-    );
+    ensure!(got.get("key").is_none(), "GET must not return the secret: {got}");
     ensure_eq!(got, obj, "GET vs the created key object");
 
     // Defaults and every `expires` form.
-    let (_, plain) = ctx.create_key(
-        &ws,
-        json!({"name": "plain key", "preset": "sdk", "expires": null}),
-    )?;
-    ensure_eq!(
-        plain["expires_at"],
-        Value::Null,
-        "expires_at with expires: null"
-    );
+    let (_, plain) = ctx.create_key(&ws, json!({"name": "plain key", "preset": "sdk", "expires": null}))?;
+    ensure_eq!(plain["expires_at"], Value::Null, "expires_at with expires: null");
     ensure_eq!(plain["description"], json!(""), "default description");
     ensure_eq!(plain["metadata"], json!({}), "default metadata");
     let at = rfc3339_ms(unix_ms() + 3 * DAY_MS);
@@ -218,15 +186,8 @@ pub fn create_and_get(ctx: &Ctx) -> TestResult {
             lifetime as f64 / DAY_MS as f64
         );
     }
-    let (_, k) = ctx.create_key(
-        &ws,
-        json!({"name": "expires at", "preset": "sdk", "expires": at}),
-    )?;
-    ensure_eq!(
-        k["expires_at"],
-        json!(at),
-        "expires_at for an RFC 3339 `expires`"
-    );
+    let (_, k) = ctx.create_key(&ws, json!({"name": "expires at", "preset": "sdk", "expires": at}))?;
+    ensure_eq!(k["expires_at"], json!(at), "expires_at for an RFC 3339 `expires`");
     Ok(())
 }
 
@@ -234,20 +195,13 @@ pub fn list_paginates_newest_first(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("adm-list");
     let mut created = Vec::new();
     for i in 1..=5 {
-        let (_, obj) = ctx.create_key(
-            &ws,
-            json!({"name": format!("list key {i}"), "preset": "sdk"}),
-        )?;
+        let (_, obj) = ctx.create_key(&ws, json!({"name": format!("list key {i}"), "preset": "sdk"}))?;
         created.push(str_field(&obj, "id")?.to_owned());
     }
     let newest_first: Vec<String> = created.iter().rev().cloned().collect();
 
     let paged = list_all(ctx, &keys_path(&ws), 2)?;
-    ensure_eq!(
-        ids(&paged),
-        newest_first,
-        "ids over pages of 2, newest first"
-    );
+    ensure_eq!(ids(&paged), newest_first, "ids over pages of 2, newest first");
     ensure!(
         paged.iter().all(|i| i.get("key").is_none()),
         "a listing must not contain secrets"
@@ -260,10 +214,7 @@ pub fn list_paginates_newest_first(ctx: &Ctx) -> TestResult {
         "next_cursor of a complete default page"
     );
     ensure_eq!(
-        ids(all["items"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()),
+        ids(all["items"].as_array().map(Vec::as_slice).unwrap_or_default()),
         newest_first,
         "default page"
     );
@@ -272,21 +223,14 @@ pub fn list_paginates_newest_first(ctx: &Ctx) -> TestResult {
     let revoked = list_all(ctx, &format!("{}&status=revoked", keys_path(&ws)), 2)?;
     ensure_eq!(ids(&revoked), vec![created[1].clone()], "status=revoked");
     let active = list_all(ctx, &format!("{}&status=active", keys_path(&ws)), 3)?;
-    let expected: Vec<String> = newest_first
-        .iter()
-        .filter(|id| **id != created[1])
-        .cloned()
-        .collect();
+    let expected: Vec<String> = newest_first.iter().filter(|id| **id != created[1]).cloned().collect();
     ensure_eq!(ids(&active), expected, "status=active");
     Ok(())
 }
 
 pub fn patch(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("adm-patch");
-    let (_, obj) = ctx.create_key(
-        &ws,
-        json!({"name": "patch me", "preset": "sdk", "metadata": {"v": 1}}),
-    )?;
+    let (_, obj) = ctx.create_key(&ws, json!({"name": "patch me", "preset": "sdk", "metadata": {"v": 1}}))?;
     let id = str_field(&obj, "id")?;
     let change = json!({
         "name": "patched name",
@@ -321,30 +265,18 @@ pub fn patch(ctx: &Ctx) -> TestResult {
 
     // Partial PATCH leaves the rest alone.
     let renamed = ctx
-        .admin(
-            "PATCH",
-            &key_path(&ws, id, ""),
-            Some(&json!({"name": "renamed"})),
-        )?
+        .admin("PATCH", &key_path(&ws, id, ""), Some(&json!({"name": "renamed"})))?
         .expect_json(200)?;
     ensure_eq!(
         renamed["description"],
         json!("now described"),
         "description after a name-only PATCH"
     );
-    ensure_eq!(
-        renamed["scopes"],
-        patched["scopes"],
-        "scopes after a name-only PATCH"
-    );
+    ensure_eq!(renamed["scopes"], patched["scopes"], "scopes after a name-only PATCH");
 
     let (_, other) = ctx.create_key(&ws, json!({"name": "taken name", "preset": "sdk"}))?;
     let other_id = str_field(&other, "id")?;
-    let resp = ctx.admin(
-        "PATCH",
-        &key_path(&ws, other_id, ""),
-        Some(&json!({"name": "renamed"})),
-    )?;
+    let resp = ctx.admin("PATCH", &key_path(&ws, other_id, ""), Some(&json!({"name": "renamed"})))?;
     resp.expect_problem(409, Some("name-conflict"))?;
 
     ctx.revoke_key(&ws, id)?;
@@ -363,31 +295,18 @@ pub fn revoke_and_delete(ctx: &Ctx) -> TestResult {
     let id = str_field(&obj, "id")?;
     let revoked = ctx.revoke_key(&ws, id)?;
     ensure_eq!(revoked["status"], json!("revoked"), "status after revoke");
-    ensure_near(
-        time_field(&revoked, "revoked_at")?,
-        unix_ms(),
-        60_000,
-        "revoked_at",
-    )?;
+    ensure_near(time_field(&revoked, "revoked_at")?, unix_ms(), 60_000, "revoked_at")?;
     // Idempotent, with `{}` as the body too.
     let again = ctx
         .admin("POST", &key_path(&ws, id, "/revoke"), Some(&json!({})))?
         .expect_json(200)?;
-    ensure_eq!(
-        again["status"],
-        json!("revoked"),
-        "status after a second revoke"
-    );
+    ensure_eq!(again["status"], json!("revoked"), "status after a second revoke");
     ensure_eq!(
         again["revoked_at"],
         revoked["revoked_at"],
         "a second revoke keeps revoked_at"
     );
-    ensure_eq!(
-        ctx.get_key(&ws, id)?["status"],
-        json!("revoked"),
-        "GET after revoke"
-    );
+    ensure_eq!(ctx.get_key(&ws, id)?["status"], json!("revoked"), "GET after revoke");
     let path = format!("/projects/{}", ctx.nonce());
     expect_invalid_token(&ctx.gateway("GET", &path, &key)?)?;
 
@@ -402,54 +321,30 @@ pub fn revoke_and_delete(ctx: &Ctx) -> TestResult {
     let id = str_field(&obj, "id")?;
     let resp = ctx.admin("DELETE", &key_path(&ws, id, ""), None)?;
     resp.expect_status(204)?;
-    ensure!(
-        resp.body.is_empty(),
-        "a 204 has no body\n{}",
-        resp.describe()
-    );
+    ensure!(resp.body.is_empty(), "a 204 has no body\n{}", resp.describe());
     expect_invalid_token(&ctx.gateway("GET", &format!("/projects/{}", ctx.nonce()), &key)?)?;
     Ok(())
 }
 
 pub fn rotate_without_grace(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("adm-rotate");
-    let (old_key, old) =
-        ctx.create_key(&ws, json!({"name": "rotating key", "preset": "deploy"}))?;
+    let (old_key, old) = ctx.create_key(&ws, json!({"name": "rotating key", "preset": "deploy"}))?;
     let old_id = str_field(&old, "id")?;
     let (new_key, new) = ctx.rotate_key(&ws, old_id, json!({}))?;
     let new_id = str_field(&new, "id")?;
-    ensure!(
-        new_id != old_id && new_key != old_key,
-        "rotation must make a new key"
-    );
-    ensure_eq!(
-        new["rotated_from"],
-        json!(old_id),
-        "rotated_from of the new key"
-    );
-    ensure_eq!(
-        new["name"],
-        json!("rotating key"),
-        "the successor takes the name"
-    );
+    ensure!(new_id != old_id && new_key != old_key, "rotation must make a new key");
+    ensure_eq!(new["rotated_from"], json!(old_id), "rotated_from of the new key");
+    ensure_eq!(new["name"], json!("rotating key"), "the successor takes the name");
     ensure_eq!(
         str_set(&new["scopes"])?,
         str_set(&old["scopes"])?,
         "scopes carried over"
     );
-    ensure_eq!(
-        new["expires_at"],
-        Value::Null,
-        "no expiry in, no expiry out"
-    );
+    ensure_eq!(new["expires_at"], Value::Null, "no expiry in, no expiry out");
     ensure_eq!(new["status"], json!("active"), "status of the new key");
 
     let old_now = ctx.get_key(&ws, old_id)?;
-    ensure_eq!(
-        old_now["superseded_by"],
-        json!(new_id),
-        "superseded_by of the old key"
-    );
+    ensure_eq!(old_now["superseded_by"], json!(new_id), "superseded_by of the old key");
     ensure_eq!(
         old_now["status"],
         json!("active"),
@@ -462,10 +357,7 @@ pub fn rotate_without_grace(ctx: &Ctx) -> TestResult {
 
 pub fn rotate_with_grace(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("adm-grace");
-    let (key_a, a) = ctx.create_key(
-        &ws,
-        json!({"name": "grace seconds", "preset": "sdk", "expires": "90d"}),
-    )?;
+    let (key_a, a) = ctx.create_key(&ws, json!({"name": "grace seconds", "preset": "sdk", "expires": "90d"}))?;
     let (key_b, b) = ctx.create_key(&ws, json!({"name": "grace until", "preset": "sdk"}))?;
     let (a_id, b_id) = (str_field(&a, "id")?, str_field(&b, "id")?);
 
@@ -530,8 +422,7 @@ pub fn presets(ctx: &Ctx) -> TestResult {
 
     let policy_path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/policy.json");
     let policy: Value = serde_json::from_str(
-        &std::fs::read_to_string(policy_path)
-            .map_err(|e| format!("cannot read {policy_path}: {e}"))?,
+        &std::fs::read_to_string(policy_path).map_err(|e| format!("cannot read {policy_path}: {e}"))?,
     )
     .map_err(|e| format!("{policy_path} is not JSON: {e}"))?;
     let builtins = policy["presets"]
@@ -540,36 +431,22 @@ pub fn presets(ctx: &Ctx) -> TestResult {
 
     let items = preset_names(ctx, &ws)?;
     for (name, def) in builtins {
-        let got = find_preset(&items, name)
-            .ok_or_else(|| format!("built-in preset {name} not listed: {items:?}"))?;
+        let got = find_preset(&items, name).ok_or_else(|| format!("built-in preset {name} not listed: {items:?}"))?;
         ensure_eq!(got["builtin"], json!(true), "builtin flag of {name}");
         ensure_eq!(
             str_set(&got["scopes"])?,
             str_set(&def["scopes"])?,
             "scopes of built-in {name}"
         );
-        ensure_eq!(
-            got["description"],
-            def["description"],
-            "description of built-in {name}"
-        );
+        ensure_eq!(got["description"], def["description"], "description of built-in {name}");
     }
 
-    let body =
-        json!({"name": "ws-reader", "description": "read projects", "scopes": ["projects:viewer"]});
+    let body = json!({"name": "ws-reader", "description": "read projects", "scopes": ["projects:viewer"]});
     let created = ctx
-        .admin(
-            "POST",
-            &format!("/admin/v1/presets?workspace={ws}"),
-            Some(&body),
-        )?
+        .admin("POST", &format!("/admin/v1/presets?workspace={ws}"), Some(&body))?
         .expect_json(201)?;
     ensure_eq!(created["name"], json!("ws-reader"), "created preset name");
-    ensure_eq!(
-        created["builtin"],
-        json!(false),
-        "a workspace preset is not builtin"
-    );
+    ensure_eq!(created["builtin"], json!(false), "a workspace preset is not builtin");
     ensure_eq!(
         str_set(&created["scopes"])?,
         set_of(&["projects:viewer"]),
@@ -584,10 +461,7 @@ pub fn presets(ctx: &Ctx) -> TestResult {
         "ws-reader leaked into {other_ws}"
     );
 
-    let (_, k) = ctx.create_key(
-        &ws,
-        json!({"name": "from ws preset", "preset": "ws-reader"}),
-    )?;
+    let (_, k) = ctx.create_key(&ws, json!({"name": "from ws preset", "preset": "ws-reader"}))?;
     ensure_eq!(
         str_set(&k["scopes"])?,
         set_of(&["projects:viewer"]),
@@ -601,25 +475,13 @@ pub fn presets(ctx: &Ctx) -> TestResult {
     resp.expect_problem(400, None)?;
 
     let bad = json!({"name": "bad-preset", "scopes": ["nope:viewer"]});
-    ctx.admin(
-        "POST",
-        &format!("/admin/v1/presets?workspace={ws}"),
-        Some(&bad),
-    )?
-    .expect_problem(400, None)?;
+    ctx.admin("POST", &format!("/admin/v1/presets?workspace={ws}"), Some(&bad))?
+        .expect_problem(400, None)?;
 
-    ctx.admin(
-        "DELETE",
-        &format!("/admin/v1/presets/sdk?workspace={ws}"),
-        None,
-    )?
-    .expect_problem(409, None)?;
-    ctx.admin(
-        "DELETE",
-        &format!("/admin/v1/presets/ws-reader?workspace={ws}"),
-        None,
-    )?
-    .expect_status(204)?;
+    ctx.admin("DELETE", &format!("/admin/v1/presets/sdk?workspace={ws}"), None)?
+        .expect_problem(409, None)?;
+    ctx.admin("DELETE", &format!("/admin/v1/presets/ws-reader?workspace={ws}"), None)?
+        .expect_status(204)?;
     ensure!(
         find_preset(&preset_names(ctx, &ws)?, "ws-reader").is_none(),
         "ws-reader still listed after DELETE"
@@ -643,23 +505,15 @@ pub fn audit_log(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("adm-audit");
     let (_, a) = ctx.create_key(&ws, json!({"name": "audited", "preset": "sdk"}))?;
     let a_id = str_field(&a, "id")?;
-    ctx.admin(
-        "PATCH",
-        &key_path(&ws, a_id, ""),
-        Some(&json!({"description": "x"})),
-    )?
-    .expect_status(200)?;
+    ctx.admin("PATCH", &key_path(&ws, a_id, ""), Some(&json!({"description": "x"})))?
+        .expect_status(200)?;
     let (_, b) = ctx.rotate_key(&ws, a_id, json!({}))?;
     let b_id = str_field(&b, "id")?;
     ctx.revoke_key(&ws, b_id)?;
     ctx.delete_key(&ws, a_id)?;
     let preset = json!({"name": "audit-preset", "scopes": ["projects:viewer"]});
-    ctx.admin(
-        "POST",
-        &format!("/admin/v1/presets?workspace={ws}"),
-        Some(&preset),
-    )?
-    .expect_status(201)?;
+    ctx.admin("POST", &format!("/admin/v1/presets?workspace={ws}"), Some(&preset))?
+        .expect_status(201)?;
     ctx.admin(
         "DELETE",
         &format!("/admin/v1/presets/audit-preset?workspace={ws}"),
@@ -682,10 +536,7 @@ pub fn audit_log(ctx: &Ctx) -> TestResult {
     let items = list_all(ctx, &audit_path, 50)?;
     for item in &items {
         for field in ["id", "at", "actor", "action", "key_id", "detail"] {
-            ensure!(
-                item.get(field).is_some(),
-                "audit item without `{field}`: {item}"
-            );
+            ensure!(item.get(field).is_some(), "audit item without `{field}`: {item}");
         }
         time_field(item, "at")?;
     }
@@ -713,10 +564,7 @@ pub fn audit_log(ctx: &Ctx) -> TestResult {
         .iter()
         .filter_map(|i| parse_rfc3339_ms(i["at"].as_str()?))
         .collect();
-    ensure!(
-        ats.windows(2).all(|w| w[0] >= w[1]),
-        "audit not newest first: {ats:?}"
-    );
+    ensure!(ats.windows(2).all(|w| w[0] >= w[1]), "audit not newest first: {ats:?}");
 
     let by_key = items
         .iter()
@@ -724,10 +572,7 @@ pub fn audit_log(ctx: &Ctx) -> TestResult {
     let by_key = by_key.ok_or_else(|| format!("no key.create for {} in {items:?}", child["id"]))?;
     ensure_eq!(
         by_key["actor"],
-        json!(format!(
-            "key:{}",
-            admin_obj["id"].as_str().unwrap_or_default()
-        )),
+        json!(format!("key:{}", admin_obj["id"].as_str().unwrap_or_default())),
         "actor"
     );
     let first = items
@@ -740,11 +585,7 @@ pub fn audit_log(ctx: &Ctx) -> TestResult {
     );
 
     let paged = list_all(ctx, &audit_path, 3)?;
-    ensure_eq!(
-        ids(&paged),
-        ids(&items),
-        "audit ids over pages of 3 vs one page"
-    );
+    ensure_eq!(ids(&paged), ids(&items), "audit ids over pages of 3 vs one page");
     Ok(())
 }
 
@@ -752,27 +593,16 @@ pub fn reconcile(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("adm-reconcile");
     let mut keys = Vec::new();
     for i in 1..=3 {
-        keys.push(ctx.create_key(
-            &ws,
-            json!({"name": format!("reconciled {i}"), "preset": "sdk"}),
-        )?);
+        keys.push(ctx.create_key(&ws, json!({"name": format!("reconciled {i}"), "preset": "sdk"}))?);
     }
     ctx.revoke_key(&ws, str_field(&keys[2].1, "id")?)?;
 
     let out = ctx
         .admin("POST", &format!("/admin/v1/reconcile?workspace={ws}"), None)?
         .expect_json(200)?;
-    ensure_eq!(
-        out["written"],
-        json!(2),
-        "written = the workspace's active keys: {out}"
-    );
+    ensure_eq!(out["written"], json!(2), "written = the workspace's active keys: {out}");
     ensure!(out["deleted"].is_u64(), "deleted must be a count: {out}");
-    ensure_eq!(
-        out["next_cursor"],
-        Value::Null,
-        "one call covers 3 keys: {out}"
-    );
+    ensure_eq!(out["next_cursor"], Value::Null, "one call covers 3 keys: {out}");
 
     expect_key_works(ctx, &keys[0].0)?;
     expect_key_works(ctx, &keys[1].0)?;
@@ -807,24 +637,17 @@ pub fn bad_input(ctx: &Ctx) -> TestResult {
         .as_array()
         .ok_or_else(|| format!("no errors array in {problem}"))?;
     ensure!(
-        errors.iter().any(
-            |e| e["field"].as_str().is_some_and(|f| f.contains("colour"))
-                && e["message"].is_string()
-        ),
+        errors
+            .iter()
+            .any(|e| e["field"].as_str().is_some_and(|f| f.contains("colour")) && e["message"].is_string()),
         "errors should name the field colour with a message: {problem}"
     );
 
     let past = rfc3339_ms(unix_ms() - 60_000);
     let bad_bodies = [
         ("name too short", json!({"name": "ab", "preset": "sdk"})),
-        (
-            "name too long",
-            json!({"name": "n".repeat(51), "preset": "sdk"}),
-        ),
-        (
-            "name blank after trim",
-            json!({"name": "     ", "preset": "sdk"}),
-        ),
+        ("name too long", json!({"name": "n".repeat(51), "preset": "sdk"})),
+        ("name blank after trim", json!({"name": "     ", "preset": "sdk"})),
         (
             "name with a control character",
             json!({"name": "bad\u{7}name", "preset": "sdk"}),
@@ -842,19 +665,13 @@ pub fn bad_input(ctx: &Ctx) -> TestResult {
             "scope without permission",
             json!({"name": "bad scope 3", "scopes": ["projects"]}),
         ),
-        (
-            "scope not a string",
-            json!({"name": "bad scope 4", "scopes": [42]}),
-        ),
+        ("scope not a string", json!({"name": "bad scope 4", "scopes": [42]})),
         (
             "unknown preset",
             json!({"name": "bad preset", "preset": "no-such-preset"}),
         ),
         ("no scopes at all", json!({"name": "no scopes"})),
-        (
-            "empty scopes",
-            json!({"name": "empty scopes", "scopes": []}),
-        ),
+        ("empty scopes", json!({"name": "empty scopes", "scopes": []})),
         (
             "expires 7d",
             json!({"name": "bad expires 1", "preset": "sdk", "expires": "7d"}),
@@ -886,8 +703,7 @@ pub fn bad_input(ctx: &Ctx) -> TestResult {
         let (_, k) = ctx.create_key(&ws, json!({"name": name, "preset": "sdk"}))?;
         created.insert(str_field(&k, "id")?.to_owned());
     }
-    post(json!({"name": "dupe name", "preset": "sdk"}))?
-        .expect_problem(409, Some("name-conflict"))?;
+    post(json!({"name": "dupe name", "preset": "sdk"}))?.expect_problem(409, Some("name-conflict"))?;
 
     // Workspace ids.
     for bad_ws in ["Bad!", "a", "-leading-dash"] {
@@ -902,11 +718,7 @@ pub fn bad_input(ctx: &Ctx) -> TestResult {
 
     // PATCH validates like create.
     let some_id = created.iter().next().cloned().unwrap_or_default();
-    let resp = ctx.admin(
-        "PATCH",
-        &key_path(&ws, &some_id, ""),
-        Some(&json!({"colour": "red"})),
-    )?;
+    let resp = ctx.admin("PATCH", &key_path(&ws, &some_id, ""), Some(&json!({"colour": "red"})))?;
     resp.expect_problem(400, Some("invalid-body"))?;
     let resp = ctx.admin(
         "PATCH",
@@ -932,12 +744,7 @@ pub fn last_used_at_recorded(ctx: &Ctx) -> TestResult {
     loop {
         let now = ctx.get_key(&ws, id)?;
         if now["last_used_at"].is_string() {
-            ensure_near(
-                time_field(&now, "last_used_at")?,
-                before,
-                10_000,
-                "last_used_at",
-            )?;
+            ensure_near(time_field(&now, "last_used_at")?, before, 10_000, "last_used_at")?;
             return Ok(());
         }
         ensure!(

@@ -14,19 +14,13 @@ const ADMIN_SCOPES: &[&str] = &["keys:admin", "projects:viewer", "events:write"]
 pub fn workspace_isolation(ctx: &Ctx) -> TestResult {
     let ws_a = ctx.workspace("iso-a");
     let ws_b = ctx.workspace("iso-b");
-    let (admin_a, _) =
-        ctx.create_key(&ws_a, json!({"name": "admin of a", "scopes": ADMIN_SCOPES}))?;
+    let (admin_a, _) = ctx.create_key(&ws_a, json!({"name": "admin of a", "scopes": ADMIN_SCOPES}))?;
     let (key_b, obj_b) = ctx.create_key(&ws_b, json!({"name": "key of b", "preset": "sdk"}))?;
     let id_b = str_field(&obj_b, "id")?;
 
     // Another workspace's id is answered exactly like an unknown id (ids masked in `detail`).
     let unknown_id = "key_doesnotexist";
-    let unknown = ctx.admin_as(
-        &admin_a,
-        "GET",
-        &format!("/admin/v1/keys/{unknown_id}"),
-        None,
-    )?;
+    let unknown = ctx.admin_as(&admin_a, "GET", &format!("/admin/v1/keys/{unknown_id}"), None)?;
     unknown.expect_problem(404, None)?;
     let requests: [(&str, String, Option<Value>); 6] = [
         ("GET", format!("/admin/v1/keys/{id_b}"), None),
@@ -36,17 +30,9 @@ pub fn workspace_isolation(ctx: &Ctx) -> TestResult {
             Some(json!({"name": "hijacked"})),
         ),
         ("POST", format!("/admin/v1/keys/{id_b}/revoke"), None),
-        (
-            "POST",
-            format!("/admin/v1/keys/{id_b}/rotate"),
-            Some(json!({})),
-        ),
+        ("POST", format!("/admin/v1/keys/{id_b}/rotate"), Some(json!({}))),
         ("DELETE", format!("/admin/v1/keys/{id_b}"), None),
-        (
-            "GET",
-            format!("/admin/v1/keys/{id_b}?workspace={ws_a}"),
-            None,
-        ),
+        ("GET", format!("/admin/v1/keys/{id_b}?workspace={ws_a}"), None),
     ];
     for (method, path, body) in &requests {
         let resp = ctx.admin_as(&admin_a, method, path, body.as_ref())?;
@@ -74,11 +60,7 @@ pub fn workspace_isolation(ctx: &Ctx) -> TestResult {
     let create_b = json!({"name": "planted", "preset": "sdk"});
     let forbidden: [(&str, String, Option<&Value>); 4] = [
         ("GET", format!("/admin/v1/keys?workspace={ws_b}"), None),
-        (
-            "POST",
-            format!("/admin/v1/keys?workspace={ws_b}"),
-            Some(&create_b),
-        ),
+        ("POST", format!("/admin/v1/keys?workspace={ws_b}"), Some(&create_b)),
         ("GET", format!("/admin/v1/presets?workspace={ws_b}"), None),
         ("GET", format!("/admin/v1/audit?workspace={ws_b}"), None),
     ];
@@ -90,9 +72,7 @@ pub fn workspace_isolation(ctx: &Ctx) -> TestResult {
     let own = ctx
         .admin_as(&admin_a, "GET", "/admin/v1/keys", None)?
         .expect_json(200)?;
-    let items = own["items"]
-        .as_array()
-        .ok_or_else(|| format!("no items in {own}"))?;
+    let items = own["items"].as_array().ok_or_else(|| format!("no items in {own}"))?;
     ensure!(
         !items.is_empty() && items.iter().all(|k| k["workspace"] == json!(ws_a)),
         "an admin key lists only its own workspace: {own}"
@@ -110,28 +90,17 @@ pub fn workspace_isolation(ctx: &Ctx) -> TestResult {
 
 pub fn no_privilege_escalation(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("escalate");
-    let (admin, _) = ctx.create_key(
-        &ws,
-        json!({"name": "limited admin", "scopes": ADMIN_SCOPES}),
-    )?;
+    let (admin, _) = ctx.create_key(&ws, json!({"name": "limited admin", "scopes": ADMIN_SCOPES}))?;
 
     // Positive control: granting held scopes works.
-    let (_, child) = ctx.create_key_as(
-        &admin,
-        "/admin/v1/keys",
-        json!({"name": "sdk child", "preset": "sdk"}),
-    )?;
+    let (_, child) = ctx.create_key_as(&admin, "/admin/v1/keys", json!({"name": "sdk child", "preset": "sdk"}))?;
     let child_id = str_field(&child, "id")?;
 
     let (_, deployer) = ctx.create_key(&ws, json!({"name": "deployer", "preset": "deploy"}))?;
     let deployer_id = str_field(&deployer, "id")?;
     let ws_preset = json!({"name": "ws-deploy", "scopes": ["deploy:trigger"]});
-    ctx.admin(
-        "POST",
-        &format!("/admin/v1/presets?workspace={ws}"),
-        Some(&ws_preset),
-    )?
-    .expect_status(201)?;
+    ctx.admin("POST", &format!("/admin/v1/presets?workspace={ws}"), Some(&ws_preset))?
+        .expect_status(201)?;
 
     // (what, method, path, body, the scopes the 403 must name as not held; None: any)
     type Attempt<'a> = (&'a str, &'a str, String, Value, Option<&'a [&'a str]>);
@@ -188,9 +157,7 @@ pub fn no_privilege_escalation(ctx: &Ctx) -> TestResult {
     ];
     for (what, method, path, body, not_held) in attempts {
         let resp = ctx.admin_as(&admin, method, &path, Some(&body))?;
-        let problem = resp
-            .expect_problem(403, Some("scope-escalation"))
-            .context(what)?;
+        let problem = resp.expect_problem(403, Some("scope-escalation")).context(what)?;
         let listed = str_set(&problem["scopes"])?;
         match not_held {
             Some(expected) => ensure_eq!(listed, set_of(expected), "{what}: scopes not held"),
@@ -207,11 +174,7 @@ pub fn no_privilege_escalation(ctx: &Ctx) -> TestResult {
         .expect_json(200)?;
     let names: BTreeSet<String> = listed["items"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|k| k["name"].as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|k| k["name"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     ensure_eq!(
         names,
@@ -234,10 +197,7 @@ pub fn no_privilege_escalation(ctx: &Ctx) -> TestResult {
 pub fn revoke_refused_by_next_request(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("revoke-next");
     for action in ["revoke", "delete"] {
-        let (key, obj) = ctx.create_key(
-            &ws,
-            json!({"name": format!("{action} me"), "preset": "sdk"}),
-        )?;
+        let (key, obj) = ctx.create_key(&ws, json!({"name": format!("{action} me"), "preset": "sdk"}))?;
         let id = str_field(&obj, "id")?;
         // Warm every cache on the way.
         for _ in 0..3 {

@@ -44,11 +44,7 @@ pub fn proxies_valid_key(ctx: &Ctx) -> TestResult {
     let got = expect_forwarded(ctx, &resp, &path)?;
     ensure_eq!(got.method, "PUT", "method at the origin");
     ensure_eq!(got.query, "b=2&a=1&a=3", "query at the origin");
-    ensure_eq!(
-        String::from_utf8_lossy(&got.body),
-        "hello origin",
-        "body at the origin"
-    );
+    ensure_eq!(String::from_utf8_lossy(&got.body), "hello origin", "body at the origin");
     ensure_eq!(
         got.header("authorization")?,
         None,
@@ -74,11 +70,7 @@ pub fn proxies_valid_key(ctx: &Ctx) -> TestResult {
         None,
         "a client-sent X-Keyward-* header must be dropped"
     );
-    ensure_eq!(
-        got.header("x-custom")?,
-        Some("kept"),
-        "other client headers must pass"
-    );
+    ensure_eq!(got.header("x-custom")?, Some("kept"), "other client headers must pass");
     ensure_eq!(
         got.header("content-type")?,
         Some("text/plain"),
@@ -137,11 +129,7 @@ pub fn streams_chunked_body(ctx: &Ctx) -> TestResult {
 }
 
 pub fn missing_credentials_401(ctx: &Ctx) -> TestResult {
-    for auth in [
-        None,
-        Some("Basic dXNlcjpwYXNzd29yZA=="),
-        Some("Token abcdef"),
-    ] {
+    for auth in [None, Some("Basic dXNlcjpwYXNzd29yZA=="), Some("Token abcdef")] {
         let path = format!("/projects/{}", ctx.nonce());
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
         let resp = ctx.request("GET", &path, &headers, Body::None)?;
@@ -174,21 +162,13 @@ pub fn invalid_request_400(ctx: &Ctx) -> TestResult {
 
     // Two Authorization fields (each alone would be valid).
     let path = format!("/projects/{}", ctx.nonce());
-    let resp = ctx.raw_request(
-        "GET",
-        &path,
-        &[("authorization", &auth), ("authorization", &auth)],
-    )?;
+    let resp = ctx.raw_request("GET", &path, &[("authorization", &auth), ("authorization", &auth)])?;
     expect_invalid_request(&resp)?;
     expect_not_forwarded(ctx, &path)?;
 
     // A token in the query, next to a valid header.
     let path = format!("/projects/{}", ctx.nonce());
-    let resp = ctx.gateway(
-        "GET",
-        &format!("{path}?access_token=kw_live_in_the_query"),
-        &key,
-    )?;
+    let resp = ctx.gateway("GET", &format!("{path}?access_token=kw_live_in_the_query"), &key)?;
     expect_invalid_request(&resp)?;
     expect_not_forwarded(ctx, &path)?;
 
@@ -224,8 +204,7 @@ pub fn invalid_tokens_identical_401(ctx: &Ctx) -> TestResult {
             None => first = Some(resp),
             Some(first) => {
                 ensure!(
-                    resp.body == first.body
-                        && resp.header("content-type") == first.header("content-type"),
+                    resp.body == first.body && resp.header("content-type") == first.header("content-type"),
                     "the 401 for a {what} key differs from the one for a {} key:\n{}\n---\n{}",
                     bad[0].0,
                     resp.describe(),
@@ -241,28 +220,15 @@ pub fn invalid_tokens_identical_401(ctx: &Ctx) -> TestResult {
 fn challenge_scopes(challenge: &str) -> Option<BTreeSet<String>> {
     let start = challenge.find("scope=\"")? + "scope=\"".len();
     let len = challenge[start..].find('"')?;
-    Some(
-        challenge[start..start + len]
-            .split(' ')
-            .map(str::to_owned)
-            .collect(),
-    )
+    Some(challenge[start..start + len].split(' ').map(str::to_owned).collect())
 }
 
 pub fn insufficient_scope_403(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("gw-403");
     let (key, _) = ctx.create_key(&ws, json!({"name": "sdk key", "preset": "sdk"}))?;
     let cases: [(&str, String, &[&str]); 2] = [
-        (
-            "POST",
-            "/deploy".to_owned(),
-            &["deploy:trigger", "projects:viewer"],
-        ),
-        (
-            "DELETE",
-            format!("/projects/{}", ctx.nonce()),
-            &["projects:owner"],
-        ),
+        ("POST", "/deploy".to_owned(), &["deploy:trigger", "projects:viewer"]),
+        ("DELETE", format!("/projects/{}", ctx.nonce()), &["projects:owner"]),
     ];
     for (method, path, required) in cases {
         let before = ctx.origin.requests_to(&path).len();
@@ -321,25 +287,14 @@ pub fn expiry_takes_effect(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("gw-exp");
     let expires_ms = unix_ms() + 4_000;
     let expires = rfc3339_ms(expires_ms);
-    let (key, obj) = ctx.create_key(
-        &ws,
-        json!({"name": "short lived", "preset": "sdk", "expires": expires}),
-    )?;
+    let (key, obj) = ctx.create_key(&ws, json!({"name": "short lived", "preset": "sdk", "expires": expires}))?;
     let id = str_field(&obj, "id")?;
-    ensure_eq!(
-        obj["expires_at"],
-        json!(expires),
-        "expires_at of the created key"
-    );
+    ensure_eq!(obj["expires_at"], json!(expires), "expires_at of the created key");
 
     let path = format!("/projects/{}", ctx.nonce());
     expect_forwarded(ctx, &ctx.gateway("GET", &path, &key)?, &path)?;
     let valid = ctx.verify(&json!({"key": key}))?.expect_json(200)?;
-    ensure_eq!(
-        valid["code"],
-        json!("VALID"),
-        "verify before expiry: {valid}"
-    );
+    ensure_eq!(valid["code"], json!("VALID"), "verify before expiry: {valid}");
     ensure_eq!(valid["expires_at"], json!(expires), "verify expires_at");
 
     let wait = expires_ms + 1_500 - unix_ms();
@@ -349,11 +304,7 @@ pub fn expiry_takes_effect(ctx: &Ctx) -> TestResult {
     let expired = ctx.gateway("GET", &path, &key)?;
     expect_invalid_token(&expired)?;
     expect_not_forwarded(ctx, &path)?;
-    let malformed = ctx.gateway(
-        "GET",
-        &format!("/projects/{}", ctx.nonce()),
-        "not-a-keyward-key",
-    )?;
+    let malformed = ctx.gateway("GET", &format!("/projects/{}", ctx.nonce()), "not-a-keyward-key")?;
     ensure!(
         expired.body == malformed.body,
         "the 401 for an expired key differs from the one for a malformed key:\n{}\n---\n{}",
@@ -367,10 +318,6 @@ pub fn expiry_takes_effect(ctx: &Ctx) -> TestResult {
         "verify after expiry"
     );
     let now = ctx.get_key(&ws, id)?;
-    ensure_eq!(
-        now["status"],
-        json!("expired"),
-        "status of the key object after expiry"
-    );
+    ensure_eq!(now["status"], json!("expired"), "status of the key object after expiry");
     Ok(())
 }

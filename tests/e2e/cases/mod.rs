@@ -17,23 +17,14 @@ pub type Case = fn(&Ctx) -> TestResult;
 
 pub const ALL: &[(&str, Case)] = &[
     ("gateway::proxies_valid_key", gateway::proxies_valid_key),
-    (
-        "gateway::streams_chunked_body",
-        gateway::streams_chunked_body,
-    ),
-    (
-        "gateway::missing_credentials_401",
-        gateway::missing_credentials_401,
-    ),
+    ("gateway::streams_chunked_body", gateway::streams_chunked_body),
+    ("gateway::missing_credentials_401", gateway::missing_credentials_401),
     ("gateway::invalid_request_400", gateway::invalid_request_400),
     (
         "gateway::invalid_tokens_identical_401",
         gateway::invalid_tokens_identical_401,
     ),
-    (
-        "gateway::insufficient_scope_403",
-        gateway::insufficient_scope_403,
-    ),
+    ("gateway::insufficient_scope_403", gateway::insufficient_scope_403),
     ("gateway::no_route_404", gateway::no_route_404),
     ("gateway::expiry_takes_effect", gateway::expiry_takes_effect),
     (
@@ -44,10 +35,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("verify::bad_requests_400", verify::bad_requests_400),
     ("admin::auth_required", admin::auth_required),
     ("admin::create_and_get", admin::create_and_get),
-    (
-        "admin::list_paginates_newest_first",
-        admin::list_paginates_newest_first,
-    ),
+    ("admin::list_paginates_newest_first", admin::list_paginates_newest_first),
     ("admin::patch", admin::patch),
     ("admin::revoke_and_delete", admin::revoke_and_delete),
     ("admin::rotate_without_grace", admin::rotate_without_grace),
@@ -58,26 +46,18 @@ pub const ALL: &[(&str, Case)] = &[
     ("admin::bad_input", admin::bad_input),
     ("admin::last_used_at_recorded", admin::last_used_at_recorded),
     ("authz::workspace_isolation", authz::workspace_isolation),
-    (
-        "authz::no_privilege_escalation",
-        authz::no_privilege_escalation,
-    ),
+    ("authz::no_privilege_escalation", authz::no_privilege_escalation),
     (
         "authz::revoke_refused_by_next_request",
         authz::revoke_refused_by_next_request,
     ),
-    (
-        "authz::scope_removal_immediate",
-        authz::scope_removal_immediate,
-    ),
+    ("authz::scope_removal_immediate", authz::scope_removal_immediate),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
-    (
-        "secrets::never_logged_or_forwarded",
-        secrets::never_logged_or_forwarded,
-    ),
+    ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
 ];
 
-pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer realm="keyward", error="invalid_token", error_description="The access token is invalid""#;
+pub const INVALID_TOKEN_CHALLENGE: &str =
+    r#"Bearer realm="keyward", error="invalid_token", error_description="The access token is invalid""#;
 
 /// The one 401 answer for malformed, bad-checksum, unknown, revoked and expired keys.
 pub fn expect_invalid_token(resp: &Resp) -> TestResult {
@@ -107,10 +87,7 @@ pub fn expect_forwarded(ctx: &Ctx, resp: &Resp, path: &str) -> Result<Recorded, 
 /// The origin must not have seen `path` (the request was refused).
 pub fn expect_not_forwarded(ctx: &Ctx, path: &str) -> TestResult {
     let got = ctx.origin.requests_to(path);
-    ensure!(
-        got.is_empty(),
-        "a refused request reached the origin: {got:?}"
-    );
+    ensure!(got.is_empty(), "a refused request reached the origin: {got:?}");
     Ok(())
 }
 

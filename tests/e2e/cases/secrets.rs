@@ -17,19 +17,14 @@ pub fn never_logged_or_forwarded(ctx: &Ctx) -> TestResult {
     let path = format!("/projects/{}", ctx.nonce());
     expect_forwarded(ctx, &ctx.gateway("GET", &path, &key)?, &path)?;
     ctx.verify(&json!({"key": key}))?.expect_status(200)?;
-    ctx.admin_as(&key, "GET", "/admin/v1/keys", None)?
-        .expect_status(403)?;
+    ctx.admin_as(&key, "GET", "/admin/v1/keys", None)?.expect_status(403)?;
     let (rotated, _) = ctx.rotate_key(&ws, str_field(&obj, "id")?, json!({}))?;
     ctx.gateway("GET", &format!("/projects/{}", ctx.nonce()), &rotated)?
         .expect_status(200)?;
 
     sleep(Duration::from_secs(1)); // let wrangler flush its output
-    let log = std::fs::read_to_string(&ctx.log_path).map_err(|e| {
-        format!(
-            "cannot read the wrangler log {}: {e}",
-            ctx.log_path.display()
-        )
-    })?;
+    let log = std::fs::read_to_string(&ctx.log_path)
+        .map_err(|e| format!("cannot read the wrangler log {}: {e}", ctx.log_path.display()))?;
     let secrets = ctx.secrets();
     ensure!(
         secrets.len() >= 2,
@@ -53,10 +48,7 @@ pub fn never_logged_or_forwarded(ctx: &Ctx) -> TestResult {
             ));
         }
         if let Some(r) = origin_requests.iter().find(|r| r.contains(random_part)) {
-            problems.push(format!(
-                "the key {shown} reached the origin: {} {}",
-                r.method, r.path
-            ));
+            problems.push(format!("the key {shown} reached the origin: {} {}", r.method, r.path));
         }
     }
     for leak in ctx.leaks() {

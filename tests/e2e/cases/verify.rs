@@ -30,10 +30,7 @@ pub fn valid_and_insufficient_scope(ctx: &Ctx) -> TestResult {
         obj["expires_at"],
         "expires_at in {v} vs the key object"
     );
-    ensure!(
-        v["expires_at"].is_string(),
-        "a 90d key has an expires_at string: {v}"
-    );
+    ensure!(v["expires_at"].is_string(), "a 90d key has an expires_at string: {v}");
     ensure_eq!(v["meta"], json!({"team": "core"}), "meta in {v}");
 
     let v = ctx
@@ -49,16 +46,8 @@ pub fn valid_and_insufficient_scope(ctx: &Ctx) -> TestResult {
         .verify(&json!({"key": key, "scopes": ["projects:viewer", "deploy:trigger"]}))?
         .expect_json(200)?;
     ensure_eq!(v["valid"], json!(false), "valid with a missing scope: {v}");
-    ensure_eq!(
-        v["code"],
-        json!("INSUFFICIENT_SCOPE"),
-        "code with a missing scope: {v}"
-    );
-    ensure_eq!(
-        str_set(&v["missing"])?,
-        set_of(&["deploy:trigger"]),
-        "missing in {v}"
-    );
+    ensure_eq!(v["code"], json!("INSUFFICIENT_SCOPE"), "code with a missing scope: {v}");
+    ensure_eq!(str_set(&v["missing"])?, set_of(&["deploy:trigger"]), "missing in {v}");
     ensure_eq!(v["key_id"], json!(id), "key_id with a missing scope: {v}");
 
     let at_origin = ctx.origin.requests_to("/v1/keys/verify");
@@ -101,10 +90,7 @@ pub fn bad_requests_400(ctx: &Ctx) -> TestResult {
         ("bad JSON", "{\"key\": ".to_owned()),
         ("not an object", "[]".to_owned()),
         ("unknown field", json!({"key": key, "extra": 1}).to_string()),
-        (
-            "missing key",
-            json!({"scopes": ["projects:viewer"]}).to_string(),
-        ),
+        ("missing key", json!({"scopes": ["projects:viewer"]}).to_string()),
         ("key not a string", json!({"key": 42}).to_string()),
         (
             "scopes not a list",
