@@ -191,7 +191,12 @@ def listening_ports(pid: int) -> set[int]:
                 inodes.add(target[8:-1])
     except OSError:
         return set()
-    ports = set()
+    # 0A = LISTEN
+    return {port for state, port, inode in tcp_sockets() if state == "0A" and inode in inodes}
+
+
+def tcp_sockets():
+    """(state, local port, inode) for every IPv4/IPv6 TCP socket in /proc/net."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -199,23 +204,15 @@ def listening_ports(pid: int) -> set[int]:
             continue
         for line in lines:
             f = line.split()
-            if f[3] == "0A" and f[9] in inodes:  # 0A = LISTEN
-                ports.add(int(f[1].rsplit(":", 1)[1], 16))
-    return ports
+            yield f[3], int(f[1].rsplit(":", 1)[1], 16), f[9]
 
 
 def established_to(port: int) -> int:
     """Established TCP connections whose local port is `port` (e.g. a debugger attached)."""
     n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                n += 1
+    for state, local, _ in tcp_sockets():
+        if state == "01" and local == port:  # 01 = ESTABLISHED
+            n += 1
     return n
 
 

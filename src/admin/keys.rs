@@ -349,21 +349,32 @@ pub async fn update(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
     Ok(response::json(200, &key_json(&row, a.now)?))
 }
 
+/// Revoke and delete start here: the key leaves this isolate's cache and KV, so the edge stops
+/// accepting it before D1 records why. `if_failed` tells the caller what state a KV failure left.
+async fn take_off_edge(a: &Admin<'_>, row: &KeyRow, if_failed: &str) -> ApiResult<()> {
+    let hash = hash_of(row)?;
+    evict(a, &hash);
+    kv::delete(a.env, &hash).await.map_err(|e| {
+        worker::console_error!("KV delete for {} failed: {e}", row.id);
+        ApiError::Unavailable {
+            slug: "kv-write-failed",
+            detail: if_failed.to_owned(),
+        }
+    })
+}
+
 pub async fn revoke(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response> {
     let _: RevokeBody = a.optional_body().await?;
     let mut row = load(a, id).await?;
     if row.revoked_at.is_some() {
         return Ok(response::json(200, &key_json(&row, a.now)?));
     }
-    let hash = hash_of(&row)?;
-    evict(a, &hash);
-    kv::delete(a.env, &hash).await.map_err(|e| {
-        worker::console_error!("KV delete for revoke of {} failed: {e}", row.id);
-        ApiError::Unavailable {
-            slug: "kv-write-failed",
-            detail: "The key store could not be written; the key is NOT revoked. Retry.".into(),
-        }
-    })?;
+    take_off_edge(
+        a,
+        &row,
+        "The key store could not be written; the key is NOT revoked. Retry.",
+    )
+    .await?;
     row.revoked_at = Some(a.now);
     a.db.update_key(&row, &a.audit("key.revoke", Some(&row.id), json!({"name": row.name})))
         .await
@@ -377,15 +388,12 @@ pub async fn revoke(a: &mut Admin<'_>, id: &str) -> ApiResult<web_sys::Response>
 
 pub async fn delete(a: &Admin<'_>, id: &str) -> ApiResult<web_sys::Response> {
     let row = load(a, id).await?;
-    let hash = hash_of(&row)?;
-    evict(a, &hash);
-    kv::delete(a.env, &hash).await.map_err(|e| {
-        worker::console_error!("KV delete for {} failed: {e}", row.id);
-        ApiError::Unavailable {
-            slug: "kv-write-failed",
-            detail: "The key store could not be written; nothing was deleted. Retry.".into(),
-        }
-    })?;
+    take_off_edge(
+        a,
+        &row,
+        "The key store could not be written; nothing was deleted. Retry.",
+    )
+    .await?;
     a.db.delete_key(
         &a.workspace,
         &row.id,

@@ -88,18 +88,11 @@ fn d1_err(e: worker::Error) -> ApiError {
             detail: "A key or preset with this name already exists in the workspace.".into(),
         }
     } else {
+        worker::console_error!("D1 error: {msg}");
         ApiError::Unavailable {
             slug: "d1-unavailable",
             detail: "The key database is unavailable; nothing was changed.".into(),
         }
-        .log_cause(&msg)
-    }
-}
-
-impl ApiError {
-    fn log_cause(self, cause: &str) -> ApiError {
-        worker::console_error!("D1 error: {cause}");
-        self
     }
 }
 
@@ -175,13 +168,16 @@ impl Db {
             .await
     }
 
-    /// Undo of a create whose KV write failed: the secret was never handed out.
-    pub async fn remove_key(&self, workspace: &str, id: &str) -> Result<(), ApiError> {
-        self.batch(vec![self.stmt(
+    fn delete_key_stmt(&self, workspace: &str, id: &str) -> Result<D1PreparedStatement, ApiError> {
+        self.stmt(
             "DELETE FROM keys WHERE workspace = ?1 AND id = ?2",
             &[s(workspace), s(id)],
-        )?])
-        .await
+        )
+    }
+
+    /// Undo of a create whose KV write failed: the secret was never handed out.
+    pub async fn remove_key(&self, workspace: &str, id: &str) -> Result<(), ApiError> {
+        self.batch(vec![self.delete_key_stmt(workspace, id)?]).await
     }
 
     pub async fn update_key(&self, row: &KeyRow, audit: &Audit<'_>) -> Result<(), ApiError> {
@@ -190,11 +186,8 @@ impl Db {
     }
 
     pub async fn delete_key(&self, workspace: &str, id: &str, audit: &Audit<'_>) -> Result<(), ApiError> {
-        let del = self.stmt(
-            "DELETE FROM keys WHERE workspace = ?1 AND id = ?2",
-            &[s(workspace), s(id)],
-        )?;
-        self.batch(vec![del, self.audit_stmt(audit)?]).await
+        self.batch(vec![self.delete_key_stmt(workspace, id)?, self.audit_stmt(audit)?])
+            .await
     }
 
     /// Old row first: the partial unique index frees the name only once it is superseded.
@@ -209,11 +202,11 @@ impl Db {
 
     /// Undo of a rotation whose KV write failed.
     pub async fn unrotate(&self, old: &KeyRow, new_id: &str) -> Result<(), ApiError> {
-        let del = self.stmt(
-            "DELETE FROM keys WHERE workspace = ?1 AND id = ?2",
-            &[s(&old.workspace), s(new_id)],
-        )?;
-        self.batch(vec![del, self.update_key_stmt(old)?]).await
+        self.batch(vec![
+            self.delete_key_stmt(&old.workspace, new_id)?,
+            self.update_key_stmt(old)?,
+        ])
+        .await
     }
 
     pub async fn get_key(&self, workspace: &str, id: &str) -> Result<Option<KeyRow>, ApiError> {
