@@ -1,7 +1,8 @@
 //! The verify decision: record (or none) + required scopes + now -> outcome. Pure, so every rule
 //! is tested natively; the gateway and the verify API only translate the outcome.
 
-use super::record::{KeyEntry, Status};
+use super::model::{liveness, Liveness};
+use super::record::KeyEntry;
 use super::scope::{Scope, ScopeSet};
 use super::time::Millis;
 
@@ -16,11 +17,11 @@ pub enum Outcome<'r> {
 
 pub fn decide<'r>(entry: Option<&KeyEntry>, required: &'r ScopeSet, now: Millis) -> Outcome<'r> {
     let Some(entry) = entry else { return Outcome::NotFound };
-    if entry.status != Status::Active {
-        return Outcome::NotFound;
-    }
-    if entry.expires_at.is_some_and(|exp| now >= exp) {
-        return Outcome::Expired;
+    match liveness(entry.status, entry.expires_at, now) {
+        Liveness::Live => {}
+        Liveness::Expired => return Outcome::Expired,
+        // Disabled, revoked and deleted answer exactly like unknown.
+        Liveness::Disabled | Liveness::Revoked | Liveness::Deleted => return Outcome::NotFound,
     }
     if entry.scopes.covers(required) {
         return Outcome::Valid;
@@ -31,7 +32,7 @@ pub fn decide<'r>(entry: Option<&KeyEntry>, required: &'r ScopeSet, now: Millis)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::record::sample_record;
+    use crate::core::record::{sample_record, Status};
 
     fn entry(scopes: &[&str], exp: Option<Millis>, status: Status) -> KeyEntry {
         let mut r = sample_record(scopes, exp);

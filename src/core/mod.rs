@@ -5,6 +5,7 @@ pub mod cache;
 pub mod decide;
 pub mod hash;
 pub mod key;
+pub mod model;
 pub mod policy;
 pub mod record;
 pub mod scope;

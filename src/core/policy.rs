@@ -46,6 +46,7 @@ pub struct Route {
     method: Option<Box<str>>,
     segs: Vec<Seg>,
     pub scopes: ScopeSet,
+    pub public: bool,
     /// Precomputed `scope="..."` value for the 403 challenge.
     pub scope_attr: String,
 }
@@ -112,6 +113,7 @@ impl Policy {
             routes.push(Route {
                 method,
                 segs,
+                public: false,
                 scopes,
                 scope_attr,
             });

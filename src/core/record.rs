@@ -9,12 +9,7 @@ use super::time::Millis;
 
 pub const RECORD_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Active,
-    Revoked,
-}
+pub use super::model::Status;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -28,6 +23,10 @@ pub struct KeyRecord {
     pub preview: String,
     #[serde(default)]
     pub meta: Map<String, Value>,
+    /// The system-of-record version this record was projected from (0 in records written before
+    /// versions existed).
+    #[serde(default)]
+    pub ver: u64,
 }
 
 impl KeyRecord {
@@ -46,11 +45,21 @@ impl KeyRecord {
 
     /// KV `expiration` (unix seconds) for this record, if it expires: no earlier than the key's
     /// own expiry, and at least 60 s ahead because KV refuses anything sooner. The edge checks
-    /// `expires_at` itself, so a record that lingers past it is still refused.
+    /// `expires_at` itself, so a record that lingers past it is still refused; that is why an
+    /// expiry beyond what workerd's KV accepts (a signed 32-bit count of seconds, 2038-01-19) is
+    /// simply left out rather than refused. Tombstones never expire: they are what keeps a
+    /// revoked key revoked.
     pub fn kv_expiration(&self, now: Millis) -> Option<u64> {
+        if self.status != Status::Active {
+            return None;
+        }
         let exp = self.expires_at?;
         let at = (exp + 999).div_euclid(1000).max(now.div_euclid(1000) + 61);
-        u64::try_from(at).ok()
+        u64::try_from(at).ok().filter(|s| *s <= i32::MAX as u64)
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        self.status.is_final()
     }
 }
 
@@ -105,6 +114,7 @@ pub(crate) fn sample_record(scopes: &[&str], expires_at: Option<Millis>) -> KeyR
         status: Status::Active,
         preview: "kw_live_...abcd".into(),
         meta: Map::new(),
+        ver: 1,
     }
 }
 
@@ -137,5 +147,16 @@ mod tests {
             sample_record(&[], Some(now + 86_400_500)).kv_expiration(now),
             Some(1_086_401)
         );
+        // Past 2038 (workerd refuses expirations beyond i32 seconds): no KV expiration at all.
+        let y2099 = crate::core::time::parse_rfc3339("2099-01-01T00:00:00Z").unwrap();
+        assert_eq!(sample_record(&[], Some(y2099)).kv_expiration(now), None);
+        let last_ok = i64::from(i32::MAX) * 1000;
+        assert_eq!(
+            sample_record(&[], Some(last_ok)).kv_expiration(now),
+            Some(i32::MAX as u64)
+        );
+        let mut tomb = sample_record(&[], Some(now + 5_000));
+        tomb.status = Status::Revoked;
+        assert_eq!(tomb.kv_expiration(now), None, "tombstones never expire");
     }
 }

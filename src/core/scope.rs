@@ -195,6 +195,14 @@ impl ScopeSet {
         required.0.iter().filter(|r| !self.holds(r)).collect()
     }
 
+    /// What both sets grant: each scope of one set that the other set also holds. A scope held
+    /// by both implies only what both grant, so the result never grants more than either set.
+    pub fn meet(&self, other: &ScopeSet) -> ScopeSet {
+        let a = self.0.iter().filter(|s| other.holds(s));
+        let b = other.0.iter().filter(|s| self.holds(s));
+        ScopeSet::from_scopes(a.chain(b).cloned().collect())
+    }
+
     pub fn union(&self, other: &ScopeSet) -> ScopeSet {
         ScopeSet::from_scopes(self.0.iter().chain(other.0.iter()).cloned().collect())
     }

@@ -1,39 +1,42 @@
-//! JSON request bodies: bounded, JSON only, unknown fields refused (by the target types).
+//! JSON request bodies: JSON only, objects only, unknown fields refused (by the target types).
+//! The size limit is enforced by the glue while it reads the body (never more than
+//! MAX_BODY_BYTES + 1 bytes are read), so handlers only see bounded bytes.
 
 use serde::de::DeserializeOwned;
 
+use super::plain::Request;
 use super::problem::{ApiError, ApiResult};
-use crate::core::validate::MAX_BODY_BYTES;
 
-pub async fn read_json<T: DeserializeOwned>(req: &mut worker::Request, allow_empty: bool) -> ApiResult<Option<T>> {
-    let headers = req.headers();
-    if let Ok(Some(ct)) = headers.get("content-type") {
-        let ct = ct.to_ascii_lowercase();
-        if !(ct.starts_with("application/json") || ct.contains("+json")) {
+/// `application/json` or any `+json` type, with parameters (`; charset=utf-8`) allowed; nothing
+/// that merely starts with those letters (`application/jsonfoo`).
+pub fn is_json_media_type(ct: &str) -> bool {
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind == "application" && (sub == "json" || (sub.ends_with("+json") && sub.len() > 5))
+}
+
+/// The body as `T`. An absent body is `None` when `allow_empty`, else 400. A body must be a JSON
+/// object: serde would accept an array for a struct (fields by position), which no client means.
+pub fn parse_json<T: DeserializeOwned>(req: &Request, allow_empty: bool) -> ApiResult<Option<T>> {
+    if let Some(ct) = req.header("content-type") {
+        if !is_json_media_type(ct) {
             return Err(ApiError::UnsupportedMediaType);
         }
     }
-    if let Ok(Some(len)) = headers.get("content-length") {
-        if len.trim().parse::<usize>().map_or(true, |n| n > MAX_BODY_BYTES) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-    }
-    // Content-Length can be absent (chunked): check the size we actually received as well.
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_request("The request body could not be read."))?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let bytes = &req.body;
+    let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
         return if allow_empty {
             Ok(None)
         } else {
             Err(ApiError::field("body", "a JSON object is required"))
         };
+    };
+    if *first != b'{' {
+        return Err(ApiError::field("body", "must be a JSON object"));
     }
-    serde_json::from_slice::<T>(&bytes)
+    serde_json::from_slice::<T>(bytes)
         .map(Some)
         .map_err(|e| json_error(&e.to_string()))
 }
@@ -112,6 +115,47 @@ pub fn path_of(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_media_types_are_matched_exactly() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+            " application/json ;x=1",
+        ] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "application/jsonfoo",
+            "text/json",
+            "application/+json",
+            "application",
+            "",
+            "text/plain",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct B {
+            key: String,
+        }
+        let req = |b: &str| Request::new("POST", "http://h/").with_body(b);
+        assert!(
+            parse_json::<B>(&req(r#"["kw_live_x"]"#), false).is_err(),
+            "arrays are refused"
+        );
+        assert!(parse_json::<B>(&req(r#" {"key":"x"}"#), false).unwrap().is_some());
+        assert!(parse_json::<B>(&req("  "), true).unwrap().is_none());
+        assert!(parse_json::<B>(&req(""), false).is_err());
+        let r = req(r#"{"key":"x"}"#).with_header("content-type", "application/jsonfoo");
+        assert_eq!(parse_json::<B>(&r, false).unwrap_err(), ApiError::UnsupportedMediaType);
+    }
 
     #[test]
     fn json_errors_name_the_field() {

@@ -1,9 +1,5 @@
 pub mod bearer;
 pub mod body;
 pub mod head;
-
-#[cfg(target_arch = "wasm32")]
-pub mod js;
+pub mod plain;
 pub mod problem;
-#[cfg(target_arch = "wasm32")]
-pub mod response;

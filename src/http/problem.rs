@@ -3,7 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::core::scope::printable;
+use crate::core::scope::{printable, ScopeError};
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldError {
@@ -32,6 +33,14 @@ pub enum ApiError {
         scopes: Vec<String>,
     },
     WorkspaceForbidden,
+    /// A key tried to change a key whose scopes it does not hold.
+    Outranked {
+        scopes: Vec<String>,
+    },
+    /// An expiring key tried to set a later expiry (or none); `limit` is its own, RFC 3339.
+    ExpiryBeyondCaller {
+        limit: String,
+    },
     NotFound(&'static str),
     NoRoute,
     AmbiguousPath,
@@ -53,6 +62,57 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A rejected input: which field, and why (a message already fit to show the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> ApiError {
+        ApiError::field(e.field, e.message)
+    }
+}
+
+/// `validate::key_name(n).field("name")?`: names the field a validation message is about.
+pub trait FieldExt<T> {
+    fn field(self, name: &'static str) -> Result<T, Invalid>;
+}
+
+impl<T> FieldExt<T> for Result<T, String> {
+    fn field(self, name: &'static str) -> Result<T, Invalid> {
+        self.map_err(|message| Invalid { field: name, message })
+    }
+}
+
+impl<T> FieldExt<T> for Result<T, ScopeError> {
+    fn field(self, name: &'static str) -> Result<T, Invalid> {
+        self.map_err(|e| Invalid {
+            field: name,
+            message: e.0,
+        })
+    }
+}
+
+/// Storage failures as the caller sees them. Handlers that know more about what a failed write
+/// left behind (see app::sync) answer with their own, more precise Unavailable detail.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NameTaken => ApiError::Conflict {
+                slug: "name-conflict",
+                detail: "A key or preset with this name already exists in the workspace.".into(),
+            },
+            StoreError::Unavailable(_) => ApiError::Unavailable {
+                slug: "store-unavailable",
+                detail: "The key database is unavailable; nothing was changed. Retry.".into(),
+            },
+            StoreError::Corrupt(msg) => ApiError::Internal(format!("stored data: {msg}")),
+        }
+    }
+}
 
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
@@ -77,7 +137,11 @@ impl ApiError {
         match self {
             ApiError::MissingCredentials(_) | ApiError::InvalidToken => 401,
             ApiError::InvalidAuthRequest(_) | ApiError::BadRequest { .. } | ApiError::AmbiguousPath => 400,
-            ApiError::InsufficientScope { .. } | ApiError::ScopeEscalation { .. } | ApiError::WorkspaceForbidden => 403,
+            ApiError::InsufficientScope { .. }
+            | ApiError::ScopeEscalation { .. }
+            | ApiError::WorkspaceForbidden
+            | ApiError::Outranked { .. }
+            | ApiError::ExpiryBeyondCaller { .. } => 403,
             ApiError::NotFound(_) | ApiError::NoRoute => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
@@ -86,6 +150,14 @@ impl ApiError {
             ApiError::Internal(_) => 500,
             ApiError::BadGateway => 502,
             ApiError::Unavailable { .. } => 503,
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, where the failure is worth retrying soon.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Unavailable { .. } => Some(1),
+            _ => None,
         }
     }
 
@@ -128,6 +200,16 @@ impl ApiError {
                 "Workspace forbidden",
                 "A key can only manage its own workspace.".into(),
             ),
+            ApiError::Outranked { .. } => (
+                "outranked",
+                "Key outranks the caller",
+                "A key can only change keys whose scopes it holds itself.".into(),
+            ),
+            ApiError::ExpiryBeyondCaller { limit } => (
+                "expiry-beyond-caller",
+                "Expiry beyond the caller's",
+                format!("An expiring key cannot set an expiry later than its own ({limit}), nor none."),
+            ),
             ApiError::NotFound(what) => ("not-found", "Not found", format!("No such {what}.")),
             ApiError::NoRoute => ("no-route", "Not found", "No route matches this method and path.".into()),
             ApiError::AmbiguousPath => (
@@ -154,7 +236,7 @@ impl ApiError {
                 "Unsupported media type",
                 "Send JSON (application/json).".into(),
             ),
-            ApiError::Unavailable { slug, detail } => (slug, "Service unavailable", detail.clone()),
+            ApiError::Unavailable { slug, detail } => (slug, "Service unavailable", printable_long(detail)),
             ApiError::BadGateway => ("bad-gateway", "Bad gateway", "The origin could not be reached.".into()),
             ApiError::Internal(_) => ("internal", "Internal error", "An internal error occurred.".into()),
         };
@@ -167,7 +249,7 @@ impl ApiError {
             ApiError::BadRequest { errors, .. } if !errors.is_empty() => {
                 let list: Vec<Value> = errors
                     .iter()
-                    .map(|e| json!({"field": e.field, "message": printable_long(&e.message)}))
+                    .map(|e| json!({"field": printable(&e.field), "message": printable_long(&e.message)}))
                     .collect();
                 obj.insert("errors".into(), Value::Array(list));
             }
@@ -177,7 +259,7 @@ impl ApiError {
                     json!(scope_attr.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>()),
                 );
             }
-            ApiError::ScopeEscalation { scopes } => {
+            ApiError::ScopeEscalation { scopes } | ApiError::Outranked { scopes } => {
                 obj.insert("scopes".into(), json!(scopes));
             }
             _ => {}
@@ -251,6 +333,12 @@ mod tests {
                 scopes: vec!["a:b".into()],
             },
             ApiError::WorkspaceForbidden,
+            ApiError::Outranked {
+                scopes: vec!["a:b".into()],
+            },
+            ApiError::ExpiryBeyondCaller {
+                limit: "2030-01-01T00:00:00.000Z".into(),
+            },
             ApiError::NotFound("key"),
             ApiError::NoRoute,
             ApiError::AmbiguousPath,
@@ -276,6 +364,23 @@ mod tests {
                 !e.body().contains("secret detail"),
                 "internal details never reach the caller"
             );
+        }
+    }
+
+    #[test]
+    fn field_names_are_sanitised_and_bounded() {
+        for raw in ["a\u{7f}b", "x\u{85}y", "evil\u{202e}txt", &"n".repeat(15_000)] {
+            let e = ApiError::BadRequest {
+                detail: "unknown field".into(),
+                errors: vec![FieldError {
+                    field: raw.into(),
+                    message: "unknown field".into(),
+                }],
+            };
+            let body: Value = serde_json::from_str(&e.body()).unwrap();
+            let field = body["errors"][0]["field"].as_str().unwrap();
+            assert!(field.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{field:?}");
+            assert!(field.len() <= 80);
         }
     }
 

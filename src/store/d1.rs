@@ -1,76 +1,117 @@
 //! D1: the system of record for keys, presets and the audit log. Never used by the verify path
-//! except the throttled last-used write, which runs after the response via waitUntil.
+//! except the batched last-used write, which runs after the response via waitUntil.
+//!
+//! Conditional writes: an UPDATE names the version it read and the statuses it may leave; its
+//! changed-row count (D1 batch meta) says whether it applied. The statements that must only
+//! happen with it (the audit entry, a rotation's new row) are guarded by a random write token
+//! that the UPDATE stamps on the row, inside the same batch transaction.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::{Map, Value};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
+use super::{AuditEntry, AuditRow, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written};
+use crate::core::hash::KeyHash;
+use crate::core::model::{Key, Status};
+use crate::core::scope::ScopeSet;
 use crate::core::time::Millis;
-use crate::http::problem::ApiError;
 
 pub const BINDING: &str = "DB";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyRow {
-    pub id: String,
-    pub workspace: String,
-    pub name: String,
-    pub description: String,
-    pub hash: String,
-    pub preview: String,
-    pub scopes: String,
-    pub metadata: String,
-    pub created_at: Millis,
-    pub expires_at: Option<Millis>,
-    pub revoked_at: Option<Millis>,
-    pub last_used_at: Option<Millis>,
-    pub rotated_from: Option<String>,
-    pub superseded_by: Option<String>,
-    pub grace_until: Option<Millis>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PresetRow {
-    pub name: String,
-    pub description: String,
-    pub scopes: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditRow {
-    pub id: i64,
-    pub at: Millis,
-    pub actor: String,
-    pub action: String,
-    pub key_id: Option<String>,
-    pub detail: String,
-}
-
-/// One audit entry, written in the same batch (transaction) as the change it records.
-pub struct Audit<'a> {
-    pub at: Millis,
-    pub workspace: &'a str,
-    pub actor: &'a str,
-    pub action: &'a str,
-    pub key_id: Option<&'a str>,
-    pub detail: String,
-}
-
-#[derive(Clone, Copy)]
-pub enum StatusFilter {
-    Active,
-    Revoked,
-    Expired,
-}
-
 const KEY_COLUMNS: &str = "id, workspace, name, description, hash, preview, scopes, metadata, created_at, \
-     expires_at, revoked_at, last_used_at, rotated_from, superseded_by, grace_until";
+     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version";
+
+/// Beyond any real unix-ms time and exactly representable in f64.
+const FAR_FUTURE: i64 = 1 << 52;
+
+#[derive(Deserialize)]
+struct KeyRow {
+    id: String,
+    workspace: String,
+    name: String,
+    description: String,
+    hash: String,
+    preview: String,
+    scopes: String,
+    metadata: String,
+    created_at: Millis,
+    expires_at: Option<Millis>,
+    grace_until: Option<Millis>,
+    status: String,
+    revoked_at: Option<Millis>,
+    last_used_at: Option<Millis>,
+    rotated_from: Option<String>,
+    superseded_by: Option<String>,
+    version: i64,
+}
+
+impl KeyRow {
+    fn into_key(self) -> StoreResult<Key> {
+        let bad = |what: &str| StoreError::Corrupt(format!("key {}: {what}", self.id));
+        let scopes: Vec<String> = serde_json::from_str(&self.scopes).map_err(|_| bad("scopes column"))?;
+        let scopes = ScopeSet::parse(&scopes).map_err(|_| bad("scopes column"))?;
+        let metadata: Map<String, Value> = serde_json::from_str(&self.metadata).map_err(|_| bad("metadata column"))?;
+        let hash = KeyHash::from_hex(&self.hash).ok_or_else(|| bad("hash column"))?;
+        let status = Status::parse(&self.status).ok_or_else(|| bad("status column"))?;
+        Ok(Key {
+            id: self.id,
+            workspace: self.workspace,
+            name: self.name,
+            description: self.description,
+            hash,
+            preview: self.preview,
+            scopes,
+            metadata,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            grace_until: self.grace_until,
+            status,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+            rotated_from: self.rotated_from,
+            superseded_by: self.superseded_by,
+            version: self.version as u64,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct PresetRow {
+    name: String,
+    description: String,
+    scopes: String,
+}
+
+impl PresetRow {
+    fn into_preset(self) -> StoreResult<Preset> {
+        let raw: Vec<String> =
+            serde_json::from_str(&self.scopes).map_err(|_| StoreError::Corrupt(format!("preset {}", self.name)))?;
+        let scopes = ScopeSet::parse(&raw).map_err(|_| StoreError::Corrupt(format!("preset {}", self.name)))?;
+        Ok(Preset {
+            name: self.name,
+            description: self.description,
+            scopes,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditDbRow {
+    id: i64,
+    at: Millis,
+    workspace: String,
+    actor: String,
+    action: String,
+    key_id: Option<String>,
+    detail: String,
+}
 
 fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
 fn n(v: i64) -> JsValue {
-    // Unix ms stay far below 2^53, so f64 holds them exactly.
+    // Unix ms and versions stay far below 2^53, so f64 holds them exactly.
     JsValue::from_f64(v as f64)
 }
 fn on(v: Option<i64>) -> JsValue {
@@ -80,250 +121,361 @@ fn os(v: Option<&str>) -> JsValue {
     v.map_or(JsValue::NULL, s)
 }
 
-fn d1_err(e: worker::Error) -> ApiError {
+fn d1_err(e: worker::Error) -> StoreError {
     let msg = e.to_string();
-    if msg.contains("UNIQUE constraint failed") {
-        ApiError::Conflict {
-            slug: "name-conflict",
-            detail: "A key or preset with this name already exists in the workspace.".into(),
-        }
+    // SQLite's wording for the partial unique indexes on names (keys and presets).
+    if msg.contains("UNIQUE constraint failed") && msg.contains(".name") {
+        StoreError::NameTaken
     } else {
-        worker::console_error!("D1 error: {msg}");
-        ApiError::Unavailable {
-            slug: "d1-unavailable",
-            detail: "The key database is unavailable; nothing was changed.".into(),
-        }
+        StoreError::Unavailable(msg)
     }
 }
 
-pub struct Db(D1Database);
+fn token() -> StoreResult<String> {
+    let mut b = [0u8; 12];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Unavailable(format!("getrandom: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
 
-impl Db {
-    pub fn new(env: &Env) -> Result<Db, ApiError> {
+fn scopes_json(k: &Key) -> String {
+    serde_json::to_string(&k.scopes.to_strings()).unwrap_or_else(|_| "[]".into())
+}
+
+fn metadata_json(k: &Key) -> String {
+    Value::Object(k.metadata.clone()).to_string()
+}
+
+pub struct D1Records(D1Database);
+
+impl D1Records {
+    pub fn new(env: &Env) -> StoreResult<D1Records> {
         env.d1(BINDING)
-            .map(Db)
-            .map_err(|e| ApiError::Internal(format!("D1 binding {BINDING}: {e}")))
+            .map(D1Records)
+            .map_err(|e| StoreError::Unavailable(format!("D1 binding {BINDING}: {e}")))
     }
 
-    fn stmt(&self, sql: &str, args: &[JsValue]) -> Result<D1PreparedStatement, ApiError> {
+    fn stmt(&self, sql: &str, args: &[JsValue]) -> StoreResult<D1PreparedStatement> {
         self.0.prepare(sql).bind(args).map_err(d1_err)
     }
 
-    fn audit_stmt(&self, a: &Audit<'_>) -> Result<D1PreparedStatement, ApiError> {
-        self.stmt(
-            "INSERT INTO audit (at, workspace, actor, action, key_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            &[
-                n(a.at),
-                s(a.workspace),
-                s(a.actor),
-                s(a.action),
-                os(a.key_id),
-                s(&a.detail),
-            ],
-        )
+    /// The audit insert; with `guard` = Some((key id, token)) only if that write applied.
+    fn audit_stmt(&self, a: &AuditEntry, guard: Option<(&str, &str)>) -> StoreResult<D1PreparedStatement> {
+        let args = [
+            n(a.at),
+            s(&a.workspace),
+            s(&a.actor),
+            s(&a.action),
+            os(a.key_id.as_deref()),
+            s(&a.detail.to_string()),
+        ];
+        match guard {
+            None => self.stmt(
+                "INSERT INTO audit (at, workspace, actor, action, key_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &args,
+            ),
+            Some((id, tok)) => {
+                let mut args = args.to_vec();
+                args.extend([s(id), s(tok)]);
+                self.stmt(
+                    "INSERT INTO audit (at, workspace, actor, action, key_id, detail) SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+                     WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?7 AND write_token = ?8)",
+                    &args,
+                )
+            }
+        }
     }
 
-    fn insert_key_stmt(&self, r: &KeyRow) -> Result<D1PreparedStatement, ApiError> {
-        self.stmt(
-            &format!("INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-            &[
-                s(&r.id), s(&r.workspace), s(&r.name), s(&r.description), s(&r.hash), s(&r.preview), s(&r.scopes),
-                s(&r.metadata), n(r.created_at), on(r.expires_at), on(r.revoked_at), on(r.last_used_at),
-                os(r.rotated_from.as_deref()), os(r.superseded_by.as_deref()), on(r.grace_until),
-            ],
-        )
+    fn key_args(k: &Key) -> Vec<JsValue> {
+        vec![
+            s(&k.id),
+            s(&k.workspace),
+            s(&k.name),
+            s(&k.description),
+            s(&k.hash.to_hex()),
+            s(&k.preview),
+            s(&scopes_json(k)),
+            s(&metadata_json(k)),
+            n(k.created_at),
+            on(k.expires_at),
+            on(k.grace_until),
+            s(k.status.as_str()),
+            on(k.revoked_at),
+            on(k.last_used_at),
+            os(k.rotated_from.as_deref()),
+            os(k.superseded_by.as_deref()),
+            n(k.version as i64),
+        ]
     }
 
-    fn update_key_stmt(&self, r: &KeyRow) -> Result<D1PreparedStatement, ApiError> {
+    /// The guarded UPDATE of every mutable column. Final statuses stay final whatever the
+    /// caller read (Status::may_become, spelled in SQL).
+    fn update_stmt(&self, k: &Key, expected: u64, tok: &str) -> StoreResult<D1PreparedStatement> {
         self.stmt(
             "UPDATE keys SET name = ?3, description = ?4, scopes = ?5, metadata = ?6, expires_at = ?7, \
-             revoked_at = ?8, superseded_by = ?9, grace_until = ?10 WHERE workspace = ?1 AND id = ?2",
+             grace_until = ?8, status = ?9, revoked_at = ?10, superseded_by = ?11, version = ?12, write_token = ?13 \
+             WHERE workspace = ?1 AND id = ?2 AND version = ?14 AND ?12 = ?14 + 1 \
+             AND (status IN ('active', 'disabled') OR (status = 'revoked' AND ?9 IN ('revoked', 'deleted')))",
             &[
-                s(&r.workspace),
-                s(&r.id),
-                s(&r.name),
-                s(&r.description),
-                s(&r.scopes),
-                s(&r.metadata),
-                on(r.expires_at),
-                on(r.revoked_at),
-                os(r.superseded_by.as_deref()),
-                on(r.grace_until),
+                s(&k.workspace),
+                s(&k.id),
+                s(&k.name),
+                s(&k.description),
+                s(&scopes_json(k)),
+                s(&metadata_json(k)),
+                on(k.expires_at),
+                on(k.grace_until),
+                s(k.status.as_str()),
+                on(k.revoked_at),
+                os(k.superseded_by.as_deref()),
+                n(k.version as i64),
+                s(tok),
+                n(expected as i64),
             ],
         )
     }
 
-    async fn batch(&self, stmts: Vec<D1PreparedStatement>) -> Result<(), ApiError> {
-        self.0.batch(stmts).await.map(|_| ()).map_err(d1_err)
+    async fn batch(&self, stmts: Vec<D1PreparedStatement>) -> StoreResult<Vec<worker::D1Result>> {
+        self.0.batch(stmts).await.map_err(d1_err)
     }
 
-    async fn rows<T: for<'de> Deserialize<'de>>(&self, stmt: D1PreparedStatement) -> Result<Vec<T>, ApiError> {
+    async fn rows<T: for<'de> Deserialize<'de>>(&self, stmt: D1PreparedStatement) -> StoreResult<Vec<T>> {
         let res = stmt.all().await.map_err(d1_err)?;
         res.results::<T>()
-            .map_err(|e| ApiError::Internal(format!("D1 row decode: {e}")))
+            .map_err(|e| StoreError::Corrupt(format!("D1 row decode: {e}")))
     }
 
-    pub async fn insert_key(&self, row: &KeyRow, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![self.insert_key_stmt(row)?, self.audit_stmt(audit)?])
-            .await
+    async fn keys(&self, stmt: D1PreparedStatement) -> StoreResult<Vec<Key>> {
+        self.rows::<KeyRow>(stmt)
+            .await?
+            .into_iter()
+            .map(KeyRow::into_key)
+            .collect()
     }
 
-    fn delete_key_stmt(&self, workspace: &str, id: &str) -> Result<D1PreparedStatement, ApiError> {
-        self.stmt(
-            "DELETE FROM keys WHERE workspace = ?1 AND id = ?2",
-            &[s(workspace), s(id)],
-        )
+    fn applied(results: &[worker::D1Result]) -> StoreResult<Written> {
+        let changes = results
+            .first()
+            .and_then(|r| r.meta().ok().flatten())
+            .and_then(|m| m.changes)
+            .ok_or_else(|| StoreError::Unavailable("D1 batch without a changed-row count".into()))?;
+        Ok(if changes == 1 { Written::Applied } else { Written::Stale })
     }
+}
 
-    /// Undo of a create whose KV write failed: the secret was never handed out.
-    pub async fn remove_key(&self, workspace: &str, id: &str) -> Result<(), ApiError> {
-        self.batch(vec![self.delete_key_stmt(workspace, id)?]).await
-    }
-
-    pub async fn update_key(&self, row: &KeyRow, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![self.update_key_stmt(row)?, self.audit_stmt(audit)?])
-            .await
-    }
-
-    pub async fn delete_key(&self, workspace: &str, id: &str, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![self.delete_key_stmt(workspace, id)?, self.audit_stmt(audit)?])
-            .await
-    }
-
-    /// Old row first: the partial unique index frees the name only once it is superseded.
-    pub async fn rotate(&self, old: &KeyRow, new: &KeyRow, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![
-            self.update_key_stmt(old)?,
-            self.insert_key_stmt(new)?,
-            self.audit_stmt(audit)?,
-        ])
-        .await
-    }
-
-    /// Undo of a rotation whose KV write failed.
-    pub async fn unrotate(&self, old: &KeyRow, new_id: &str) -> Result<(), ApiError> {
-        self.batch(vec![
-            self.delete_key_stmt(&old.workspace, new_id)?,
-            self.update_key_stmt(old)?,
-        ])
-        .await
-    }
-
-    pub async fn get_key(&self, workspace: &str, id: &str) -> Result<Option<KeyRow>, ApiError> {
+impl Records for D1Records {
+    async fn get_key(&self, workspace: &str, id: &str) -> StoreResult<Option<Key>> {
         let stmt = self.stmt(
             &format!("SELECT {KEY_COLUMNS} FROM keys WHERE workspace = ?1 AND id = ?2"),
             &[s(workspace), s(id)],
         )?;
-        Ok(self.rows(stmt).await?.into_iter().next())
+        Ok(self.keys(stmt).await?.into_iter().next())
     }
 
-    /// Newest first; `after` is the (created_at, id) of the last row of the previous page.
-    pub async fn list_keys(
+    async fn get_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<Key>> {
+        let stmt = self.stmt(
+            &format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?1"),
+            &[s(&hash.to_hex())],
+        )?;
+        Ok(self.keys(stmt).await?.into_iter().next())
+    }
+
+    async fn insert_key(&self, key: &Key, audit: &AuditEntry) -> StoreResult<()> {
+        let ins = self.stmt(
+            &format!(
+                "INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+                 ?15, ?16, ?17)"
+            ),
+            &Self::key_args(key),
+        )?;
+        self.batch(vec![ins, self.audit_stmt(audit, None)?]).await.map(|_| ())
+    }
+
+    async fn update_key(&self, key: &Key, expected_version: u64, audit: &AuditEntry) -> StoreResult<Written> {
+        let tok = token()?;
+        let results = self
+            .batch(vec![
+                self.update_stmt(key, expected_version, &tok)?,
+                self.audit_stmt(audit, Some((&key.id, &tok)))?,
+            ])
+            .await?;
+        Self::applied(&results)
+    }
+
+    async fn rotate(&self, old: &Key, expected_version: u64, new: &Key, audit: &AuditEntry) -> StoreResult<Written> {
+        let tok = token()?;
+        // The old row first: the partial unique index frees the name only once it is superseded.
+        let mut args = Self::key_args(new);
+        args.extend([s(&old.id), s(&tok)]);
+        let insert_new = self.stmt(
+            &format!(
+                "INSERT INTO keys ({KEY_COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+                 ?15, ?16, ?17 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?18 AND write_token = ?19)"
+            ),
+            &args,
+        )?;
+        let results = self
+            .batch(vec![
+                self.update_stmt(old, expected_version, &tok)?,
+                insert_new,
+                self.audit_stmt(audit, Some((&old.id, &tok)))?,
+            ])
+            .await?;
+        Self::applied(&results)
+    }
+
+    async fn list_keys(
         &self,
         workspace: &str,
-        status: Option<StatusFilter>,
-        after: Option<(Millis, &str)>,
+        filter: ListFilter,
+        after: Option<&KeyCursor>,
         limit: u32,
         now: Millis,
-    ) -> Result<Vec<KeyRow>, ApiError> {
-        let filter = match status {
-            // Every variant names ?5: D1 refuses a binding count that differs from the parameters used.
-            None => "?5 IS NOT NULL",
-            Some(StatusFilter::Active) => "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?5)",
-            Some(StatusFilter::Revoked) => "revoked_at IS NOT NULL AND ?5 IS NOT NULL",
-            Some(StatusFilter::Expired) => "revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?5",
+    ) -> StoreResult<Vec<Key>> {
+        // ?5 = now, ?6 = far future; every variant names both: D1 refuses a binding count that
+        // differs from the parameters a statement uses.
+        let eff = "MIN(COALESCE(expires_at, ?6), COALESCE(grace_until, ?6))";
+        let filter = match filter {
+            ListFilter::All => "status != 'deleted' AND ?5 IS NOT NULL AND ?6 IS NOT NULL".into(),
+            ListFilter::Active => format!("status = 'active' AND {eff} > ?5"),
+            ListFilter::Disabled => "status = 'disabled' AND ?5 IS NOT NULL AND ?6 IS NOT NULL".into(),
+            ListFilter::Revoked => "status = 'revoked' AND ?5 IS NOT NULL AND ?6 IS NOT NULL".into(),
+            ListFilter::Expired => format!("status = 'active' AND {eff} <= ?5"),
         };
-        // No cursor: start above every real row (a far-future time; i64::MAX would not survive f64).
-        let (c_at, c_id) = after.unwrap_or((1i64 << 52, "\u{10FFFF}"));
+        let (c_at, c_id) = after.map_or((FAR_FUTURE, "\u{10FFFF}"), |c| (c.created_at, c.id.as_str()));
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM keys WHERE workspace = ?1 AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
              AND {filter} ORDER BY created_at DESC, id DESC LIMIT ?4"
         );
-        let stmt = self.stmt(&sql, &[s(workspace), n(c_at), s(c_id), n(i64::from(limit)), n(now)])?;
-        self.rows(stmt).await
+        let stmt = self.stmt(
+            &sql,
+            &[
+                s(workspace),
+                n(c_at),
+                s(c_id),
+                n(i64::from(limit)),
+                n(now),
+                n(FAR_FUTURE),
+            ],
+        )?;
+        self.keys(stmt).await
     }
 
-    /// Reconcile pages through a workspace by id.
-    pub async fn keys_after(&self, workspace: &str, after_id: &str, limit: u32) -> Result<Vec<KeyRow>, ApiError> {
+    async fn keys_after(&self, workspace: &str, after_id: &str, limit: u32) -> StoreResult<Vec<Key>> {
         let stmt = self.stmt(
             &format!("SELECT {KEY_COLUMNS} FROM keys WHERE workspace = ?1 AND id > ?2 ORDER BY id LIMIT ?3"),
             &[s(workspace), s(after_id), n(i64::from(limit))],
         )?;
-        self.rows(stmt).await
+        self.keys(stmt).await
     }
 
-    /// One batch for every key used since the last flush; chunks stay under D1's 100 bound
-    /// parameters per statement.
-    pub async fn touch_last_used(&self, hashes: &[String], now: Millis) -> Result<(), ApiError> {
+    async fn touch_last_used(&self, uses: &[(KeyHash, Millis)]) -> StoreResult<()> {
+        // Each key with its own time; 45 (hash, time) pairs a statement stay under D1's 100
+        // bound parameters.
         let mut stmts = Vec::new();
-        for chunk in hashes.chunks(90) {
-            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+        for chunk in uses.chunks(45) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+                .collect();
             let sql = format!(
-                "UPDATE keys SET last_used_at = ?1 WHERE hash IN ({}) AND (last_used_at IS NULL OR last_used_at < ?1)",
-                marks.join(", ")
+                "WITH u(h, t) AS (VALUES {}) UPDATE keys SET last_used_at = (SELECT t FROM u WHERE u.h = keys.hash) \
+                 WHERE hash IN (SELECT h FROM u) AND (last_used_at IS NULL OR last_used_at < (SELECT t FROM u WHERE u.h = keys.hash))",
+                values.join(", ")
             );
-            let mut args = vec![n(now)];
-            args.extend(chunk.iter().map(|h| s(h)));
+            let mut args = Vec::with_capacity(chunk.len() * 2);
+            for (h, t) in chunk {
+                args.push(s(&h.to_hex()));
+                args.push(n(*t));
+            }
             stmts.push(self.stmt(&sql, &args)?);
         }
         if stmts.is_empty() {
             return Ok(());
         }
-        self.batch(stmts).await
+        self.batch(stmts).await.map(|_| ())
     }
 
-    pub async fn list_presets(&self, workspace: &str) -> Result<Vec<PresetRow>, ApiError> {
+    async fn list_presets(&self, workspace: &str) -> StoreResult<Vec<Preset>> {
         let stmt = self.stmt(
             "SELECT name, description, scopes FROM presets WHERE workspace = ?1 ORDER BY name",
             &[s(workspace)],
         )?;
-        self.rows(stmt).await
+        self.rows::<PresetRow>(stmt)
+            .await?
+            .into_iter()
+            .map(PresetRow::into_preset)
+            .collect()
     }
 
-    pub async fn get_preset(&self, workspace: &str, name: &str) -> Result<Option<PresetRow>, ApiError> {
+    async fn get_preset(&self, workspace: &str, name: &str) -> StoreResult<Option<Preset>> {
         let stmt = self.stmt(
             "SELECT name, description, scopes FROM presets WHERE workspace = ?1 AND name = ?2",
             &[s(workspace), s(name)],
         )?;
-        Ok(self.rows(stmt).await?.into_iter().next())
+        self.rows::<PresetRow>(stmt)
+            .await?
+            .into_iter()
+            .next()
+            .map(PresetRow::into_preset)
+            .transpose()
     }
 
-    pub async fn insert_preset(
-        &self,
-        workspace: &str,
-        p: &PresetRow,
-        now: Millis,
-        audit: &Audit<'_>,
-    ) -> Result<(), ApiError> {
+    async fn insert_preset(&self, workspace: &str, p: &Preset, now: Millis, audit: &AuditEntry) -> StoreResult<()> {
+        let scopes = serde_json::to_string(&p.scopes.to_strings()).unwrap_or_else(|_| "[]".into());
         let ins = self.stmt(
             "INSERT INTO presets (workspace, name, description, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            &[s(workspace), s(&p.name), s(&p.description), s(&p.scopes), n(now)],
+            &[s(workspace), s(&p.name), s(&p.description), s(&scopes), n(now)],
         )?;
-        self.batch(vec![ins, self.audit_stmt(audit)?]).await
+        self.batch(vec![ins, self.audit_stmt(audit, None)?]).await.map(|_| ())
     }
 
-    pub async fn delete_preset(&self, workspace: &str, name: &str, audit: &Audit<'_>) -> Result<(), ApiError> {
+    async fn delete_preset(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written> {
         let del = self.stmt(
             "DELETE FROM presets WHERE workspace = ?1 AND name = ?2",
             &[s(workspace), s(name)],
         )?;
-        self.batch(vec![del, self.audit_stmt(audit)?]).await
-    }
-
-    pub async fn record_audit(&self, audit: &Audit<'_>) -> Result<(), ApiError> {
-        self.batch(vec![self.audit_stmt(audit)?]).await
-    }
-
-    pub async fn list_audit(
-        &self,
-        workspace: &str,
-        before_id: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<AuditRow>, ApiError> {
-        let stmt = self.stmt(
-            "SELECT id, at, actor, action, key_id, detail FROM audit WHERE workspace = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-            &[s(workspace), n(before_id.unwrap_or(1i64 << 52)), n(i64::from(limit))],
+        // The audit entry only if the preset existed: guarded by the changed-row count.
+        let args = [
+            n(audit.at),
+            s(&audit.workspace),
+            s(&audit.actor),
+            s(&audit.action),
+            os(audit.key_id.as_deref()),
+            s(&audit.detail.to_string()),
+        ];
+        let aud = self.stmt(
+            "INSERT INTO audit (at, workspace, actor, action, key_id, detail) SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+             WHERE changes() = 1",
+            &args,
         )?;
-        self.rows(stmt).await
+        let results = self.batch(vec![del, aud]).await?;
+        Self::applied(&results)
+    }
+
+    async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()> {
+        self.batch(vec![self.audit_stmt(audit, None)?]).await.map(|_| ())
+    }
+
+    async fn list_audit(&self, workspace: &str, before_id: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRow>> {
+        let stmt = self.stmt(
+            "SELECT id, at, workspace, actor, action, key_id, detail FROM audit WHERE workspace = ?1 AND id < ?2 \
+             ORDER BY id DESC LIMIT ?3",
+            &[s(workspace), n(before_id.unwrap_or(FAR_FUTURE)), n(i64::from(limit))],
+        )?;
+        Ok(self
+            .rows::<AuditDbRow>(stmt)
+            .await?
+            .into_iter()
+            .map(|r| AuditRow {
+                id: r.id,
+                entry: AuditEntry {
+                    at: r.at,
+                    workspace: r.workspace,
+                    actor: r.actor,
+                    action: r.action,
+                    key_id: r.key_id,
+                    detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
+                },
+            })
+            .collect())
     }
 }

@@ -4,17 +4,12 @@
 use wasm_bindgen::prelude::*;
 use worker::{Env, KvStore};
 
+use super::{Edge, StoreError, StoreResult};
 use crate::core::hash::KeyHash;
 use crate::core::record::KeyRecord;
 use crate::core::time::Millis;
-use crate::http::problem::ApiError;
 
 pub const BINDING: &str = "KV";
-
-fn store(env: &Env) -> Result<KvStore, ApiError> {
-    env.kv(BINDING)
-        .map_err(|e| ApiError::Internal(format!("KV binding {BINDING}: {e}")))
-}
 
 // The verify path's one storage read, as one JS call: worker's KvStore builds its options
 // object through serde-wasm-bindgen and looks the binding up on every call.
@@ -26,33 +21,55 @@ extern "C" {
     fn kw_kv_get(env: &Env, name: &str, ttl: u32) -> Result<js_sys::Promise, JsValue>;
 }
 
-/// Raw record text. `cache_ttl` (s) lets the edge location reuse a read; KV's minimum is 30.
-pub async fn get(env: &Env, hash: &KeyHash, cache_ttl: u64) -> Result<Option<String>, ApiError> {
-    let unavailable = |e: JsValue| {
-        worker::console_error!("KV read failed: {e:?}");
-        ApiError::Unavailable {
-            slug: "kv-unavailable",
-            detail: "The key store is unavailable.".into(),
+pub struct KvEdge<'a> {
+    env: &'a Env,
+    /// `cacheTtl` for reads, seconds: lets the edge location reuse a read; KV's minimum is 30.
+    cache_ttl: u32,
+}
+
+impl<'a> KvEdge<'a> {
+    pub fn new(env: &'a Env, cache_ttl: u64) -> KvEdge<'a> {
+        KvEdge {
+            env,
+            cache_ttl: cache_ttl.clamp(30, u64::from(u32::MAX)) as u32,
         }
-    };
-    let ttl = cache_ttl.clamp(30, u64::from(u32::MAX)) as u32;
-    let promise = kw_kv_get(env, &hash.to_hex(), ttl).map_err(unavailable)?;
-    let value = wasm_bindgen_futures::JsFuture::from(promise)
-        .await
-        .map_err(unavailable)?;
-    Ok(value.as_string())
-}
-
-pub async fn put(env: &Env, hash: &KeyHash, record: &KeyRecord, now: Millis) -> Result<(), String> {
-    let kv = store(env).map_err(|e| format!("{e:?}"))?;
-    let mut put = kv.put(&hash.to_hex(), record.to_json()).map_err(|e| e.to_string())?;
-    if let Some(exp) = record.kv_expiration(now) {
-        put = put.expiration(exp);
     }
-    put.execute().await.map_err(|e| e.to_string())
+
+    fn store(&self) -> StoreResult<KvStore> {
+        self.env
+            .kv(BINDING)
+            .map_err(|e| StoreError::Unavailable(format!("KV binding {BINDING}: {e}")))
+    }
 }
 
-pub async fn delete(env: &Env, hash: &KeyHash) -> Result<(), String> {
-    let kv = store(env).map_err(|e| format!("{e:?}"))?;
-    kv.delete(&hash.to_hex()).await.map_err(|e| e.to_string())
+fn unavailable(e: impl std::fmt::Debug) -> StoreError {
+    StoreError::Unavailable(format!("KV: {e:?}"))
+}
+
+impl Edge for KvEdge<'_> {
+    async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
+        let promise = kw_kv_get(self.env, &hash.to_hex(), self.cache_ttl).map_err(unavailable)?;
+        let value = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(unavailable)?;
+        match value.as_string() {
+            None => Ok(None),
+            Some(text) => KeyRecord::from_json(&text).map(Some).map_err(StoreError::Corrupt),
+        }
+    }
+
+    async fn put(&self, hash: &KeyHash, record: &KeyRecord, now: Millis) -> StoreResult<()> {
+        let mut put = self
+            .store()?
+            .put(&hash.to_hex(), record.to_json())
+            .map_err(unavailable)?;
+        if let Some(exp) = record.kv_expiration(now) {
+            put = put.expiration(exp);
+        }
+        put.execute().await.map_err(unavailable)
+    }
+
+    async fn delete(&self, hash: &KeyHash) -> StoreResult<()> {
+        self.store()?.delete(&hash.to_hex()).await.map_err(unavailable)
+    }
 }

@@ -1,4 +1,135 @@
-//! Storage adapters. These two files are the only ones that name KV or D1 types.
+//! The storage contract. `Records` is the system of record (D1 in production), `Edge` the
+//! projection the verify path reads (Workers KV). Handlers are generic over both, so every admin
+//! route, the verify API and the gateway decision run natively against `memory` in `cargo test`;
+//! `d1.rs` and `kv.rs` are the only files that name D1 or KV types.
+//!
+//! Store errors are facts about storage (unavailable, a unique name taken, a row that cannot be
+//! read), never HTTP statuses: `ApiError: From<StoreError>` decides those.
 
+use serde_json::Value;
+
+use crate::core::hash::KeyHash;
+use crate::core::model::Key;
+use crate::core::record::KeyRecord;
+use crate::core::scope::ScopeSet;
+use crate::core::time::Millis;
+
+pub mod memory;
+
+#[cfg(target_arch = "wasm32")]
 pub mod d1;
+#[cfg(target_arch = "wasm32")]
 pub mod kv;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreError {
+    /// The store did not answer or refused the operation; whether it took effect is unknown.
+    Unavailable(String),
+    /// A unique name (key or preset) is already taken in the workspace.
+    NameTaken,
+    /// A stored value could not be read back (corrupt or from an unknown format).
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One audit entry, written in the same transaction as the change it records (and only if the
+/// change took effect).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: Millis,
+    pub workspace: String,
+    pub actor: String,
+    pub action: String,
+    pub key_id: Option<String>,
+    /// JSON; never a secret.
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub entry: AuditEntry,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    pub name: String,
+    pub description: String,
+    pub scopes: ScopeSet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter {
+    /// Every key but deleted ones.
+    All,
+    Active,
+    Disabled,
+    Revoked,
+    Expired,
+}
+
+/// Position after the last row of a page of keys (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCursor {
+    pub created_at: Millis,
+    pub id: String,
+}
+
+/// The outcome of a conditional write: it took effect, or the row was not at the version the
+/// caller read (someone else wrote first, or the row is gone or in a final status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Applied,
+    Stale,
+}
+
+/// The system of record. Every key update is conditional: it applies only if the stored row
+/// still has `expected_version` and its status may become the new one (`Status::may_become`);
+/// the new row carries `expected_version + 1`. The audit entry is written in the same
+/// transaction, and only when the change applied.
+#[allow(async_fn_in_trait)]
+pub trait Records {
+    /// Any key of the workspace, tombstones (status deleted) included.
+    async fn get_key(&self, workspace: &str, id: &str) -> StoreResult<Option<Key>>;
+    async fn get_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<Key>>;
+    /// Fails with NameTaken if a current key (active or disabled, not superseded) has the name.
+    async fn insert_key(&self, key: &Key, audit: &AuditEntry) -> StoreResult<()>;
+    async fn update_key(&self, key: &Key, expected_version: u64, audit: &AuditEntry) -> StoreResult<Written>;
+    /// The old key's update and the successor's insert, in one transaction: both or neither.
+    async fn rotate(&self, old: &Key, expected_version: u64, new: &Key, audit: &AuditEntry) -> StoreResult<Written>;
+    /// Newest first, deleted keys left out.
+    async fn list_keys(
+        &self,
+        workspace: &str,
+        filter: ListFilter,
+        after: Option<&KeyCursor>,
+        limit: u32,
+        now: Millis,
+    ) -> StoreResult<Vec<Key>>;
+    /// Every key of the workspace by id, tombstones included (reconcile walks these).
+    async fn keys_after(&self, workspace: &str, after_id: &str, limit: u32) -> StoreResult<Vec<Key>>;
+    /// Raises each key's last_used_at to the given time (never lowers it).
+    async fn touch_last_used(&self, uses: &[(KeyHash, Millis)]) -> StoreResult<()>;
+
+    async fn list_presets(&self, workspace: &str) -> StoreResult<Vec<Preset>>;
+    async fn get_preset(&self, workspace: &str, name: &str) -> StoreResult<Option<Preset>>;
+    /// Fails with NameTaken if the workspace has a preset of that name.
+    async fn insert_preset(&self, workspace: &str, preset: &Preset, now: Millis, audit: &AuditEntry)
+        -> StoreResult<()>;
+    /// Stale if there was no such preset.
+    async fn delete_preset(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written>;
+
+    async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()>;
+    /// Newest first; `before_id` is the id of the last row of the previous page.
+    async fn list_audit(&self, workspace: &str, before_id: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRow>>;
+}
+
+/// The edge projection: one record per key hash. No compare-and-swap exists on the platform, so
+/// the write protocol in `app::sync` makes up for it.
+#[allow(async_fn_in_trait)]
+pub trait Edge {
+    async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>>;
+    async fn put(&self, hash: &KeyHash, record: &KeyRecord, now: Millis) -> StoreResult<()>;
+    async fn delete(&self, hash: &KeyHash) -> StoreResult<()>;
+}

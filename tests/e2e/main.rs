@@ -2,9 +2,10 @@
 //! echo origin. Contract: docs/api.md.
 //!
 //! Run with `./scripts/test.sh` (or `flock /tmp/keyward-build.lock cargo test --test e2e`: this binary
-//! starts wrangler dev, which compiles the worker, and does not take the build lock itself).
+//! builds the worker and does not take the build lock itself).
 //! Filter trials like any test: `cargo test --test e2e -- gateway`.
-//! Env: KEYWARD_E2E_READY_TIMEOUT_S (default 180) bounds the wait for wrangler dev's first answer.
+//! The harness builds the worker first (scripts/build.sh, no time limit), then starts wrangler dev on
+//! the built bundle; KEYWARD_E2E_READY_TIMEOUT_S (default 120) bounds only that start.
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -102,7 +102,8 @@ pub fn no_privilege_escalation(ctx: &Ctx) -> TestResult {
     ctx.admin("POST", &format!("/admin/v1/presets?workspace={ws}"), Some(&ws_preset))?
         .expect_status(201)?;
 
-    // (what, method, path, body, the scopes the 403 must name as not held; None: any)
+    // (what, method, path, body, the scopes the 403 must name as not held; None: any). Acting on a
+    // key that holds more than the caller is refused as `outranked` before anything is granted.
     type Attempt<'a> = (&'a str, &'a str, String, Value, Option<&'a [&'a str]>);
     let attempts: [Attempt; 7] = [
         (
@@ -157,7 +158,12 @@ pub fn no_privilege_escalation(ctx: &Ctx) -> TestResult {
     ];
     for (what, method, path, body, not_held) in attempts {
         let resp = ctx.admin_as(&admin, method, &path, Some(&body))?;
-        let problem = resp.expect_problem(403, Some("scope-escalation")).context(what)?;
+        let slug = if what == "rotate into" {
+            "outranked"
+        } else {
+            "scope-escalation"
+        };
+        let problem = resp.expect_problem(403, Some(slug)).context(what)?;
         let listed = str_set(&problem["scopes"])?;
         match not_held {
             Some(expected) => ensure_eq!(listed, set_of(expected), "{what}: scopes not held"),

@@ -4,10 +4,11 @@ use serde_json::{json, Value};
 
 use super::Admin;
 use crate::core::time::format_rfc3339;
+use crate::http::plain::Response;
 use crate::http::problem::{ApiError, ApiResult};
-use crate::http::response;
+use crate::store::{Edge, Records};
 
-pub async fn list(a: &Admin<'_>) -> ApiResult<web_sys::Response> {
+pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
     let limit = a.limit()?;
     let before = match a.param("cursor") {
         None => None,
@@ -18,7 +19,7 @@ pub async fn list(a: &Admin<'_>) -> ApiResult<web_sys::Response> {
                 .ok_or_else(|| ApiError::field("cursor", "not a cursor from a previous page"))?,
         ),
     };
-    let mut rows = a.db.list_audit(&a.workspace, before, limit + 1).await?;
+    let mut rows = a.app.records.list_audit(&a.workspace, before, limit + 1).await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.id.to_string())
@@ -30,13 +31,13 @@ pub async fn list(a: &Admin<'_>) -> ApiResult<web_sys::Response> {
         .map(|r| {
             json!({
                 "id": r.id,
-                "at": format_rfc3339(r.at),
-                "actor": r.actor,
-                "action": r.action,
-                "key_id": r.key_id,
-                "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
+                "at": format_rfc3339(r.entry.at),
+                "actor": r.entry.actor,
+                "action": r.entry.action,
+                "key_id": r.entry.key_id,
+                "detail": r.entry.detail,
             })
         })
         .collect();
-    Ok(response::json(200, &json!({"items": items, "next_cursor": next})))
+    Ok(Response::json(200, &json!({"items": items, "next_cursor": next})))
 }

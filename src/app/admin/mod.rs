@@ -1,6 +1,6 @@
-//! Admin API under /admin/v1/. D1 is the system of record; KV is rewritten from it.
-//! Callers: the root token (every workspace) or a key holding `keys:admin` (its own workspace,
-//! and never granting a scope it does not hold).
+//! Admin API under /admin/v1/. The system of record decides; the edge is written from it (see
+//! app::sync for the order). Callers: the root token (every workspace) or a key holding
+//! `keys:admin` (its own workspace only, never granting or managing above itself).
 
 mod audit;
 mod keys;
@@ -8,21 +8,22 @@ mod presets;
 mod reconcile;
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use worker::Env;
 
+use super::{lookup, App};
 use crate::core::decide::{decide, Outcome};
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
+use crate::core::model::Key;
 use crate::core::scope::{Scope, ScopeSet};
-use crate::core::time::Millis;
+use crate::core::time::{format_rfc3339, Millis};
 use crate::core::validate;
 use crate::http::bearer::bearer;
-use crate::http::body::{query_pairs, read_json};
-use crate::http::problem::{ApiError, ApiResult};
-use crate::lookup;
-use crate::state::State;
-use crate::store::d1::{Audit, Db};
+use crate::http::body::{parse_json, query_pairs};
+use crate::http::plain::{Request, Response};
+use crate::http::problem::{ApiError, ApiResult, FieldExt};
+use crate::store::{AuditEntry, Edge, Records};
 
 pub const ADMIN_SCOPE: &str = "keys:admin";
 
@@ -32,6 +33,8 @@ pub enum Actor {
         id: String,
         workspace: String,
         scopes: ScopeSet,
+        /// The acting key's own (effective) expiry: it may not hand out a longer life.
+        expires_at: Option<Millis>,
     },
 }
 
@@ -44,40 +47,33 @@ impl Actor {
     }
 }
 
-/// Everything a handler needs: who, which workspace, when, and the stores.
-pub struct Admin<'a> {
-    pub st: &'a State,
-    pub env: &'a Env,
-    pub db: Db,
+/// Everything a handler needs: who, which workspace, when, the request and the stores.
+pub struct Admin<'a, R, E> {
+    pub app: App<'a, R, E>,
     pub actor: Actor,
     pub actor_label: String,
     pub workspace: String,
     pub now: Millis,
     pub query: Vec<(String, String)>,
-    req: worker::Request,
+    pub req: &'a Request,
 }
 
-impl Admin<'_> {
+impl<R: Records, E: Edge> Admin<'_, R, E> {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    pub async fn body<T: DeserializeOwned>(&mut self) -> ApiResult<T> {
-        read_json(&mut self.req, false)
-            .await?
-            .ok_or_else(|| ApiError::field("body", "required"))
+    pub fn body<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        parse_json(self.req, false)?.ok_or_else(|| ApiError::field("body", "required"))
     }
 
-    pub async fn optional_body<T: DeserializeOwned + Default>(&mut self) -> ApiResult<T> {
-        Ok(read_json(&mut self.req, true).await?.unwrap_or_default())
+    pub fn optional_body<T: DeserializeOwned + Default>(&self) -> ApiResult<T> {
+        Ok(parse_json(self.req, true)?.unwrap_or_default())
     }
 
     /// A key may only hand out what it holds itself; root may hand out anything.
     pub fn ensure_can_grant(&self, scopes: &ScopeSet) -> ApiResult<()> {
-        let Actor::Key { scopes: held, .. } = &self.actor else {
-            return Ok(());
-        };
-        let missing: Vec<String> = scopes.iter().filter(|s| !held.holds(s)).map(Scope::to_string).collect();
+        let missing = self.not_held(scopes);
         if missing.is_empty() {
             Ok(())
         } else {
@@ -85,14 +81,49 @@ impl Admin<'_> {
         }
     }
 
-    pub fn audit<'b>(&'b self, action: &'b str, key_id: Option<&'b str>, detail: serde_json::Value) -> Audit<'b> {
-        Audit {
+    /// A key may only change (edit, revoke, delete, rotate) keys whose scopes it holds itself:
+    /// otherwise a narrow admin key could disable or downgrade a broader one.
+    pub fn ensure_can_manage(&self, target: &Key) -> ApiResult<()> {
+        let missing = self.not_held(&target.scopes);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Outranked { scopes: missing })
+        }
+    }
+
+    fn not_held(&self, scopes: &ScopeSet) -> Vec<String> {
+        let Actor::Key { scopes: held, .. } = &self.actor else {
+            return Vec::new();
+        };
+        scopes.iter().filter(|s| !held.holds(s)).map(Scope::to_string).collect()
+    }
+
+    /// An expiring key may not set an expiry later than its own, nor none at all.
+    pub fn ensure_expiry_within(&self, expires_at: Option<Millis>) -> ApiResult<()> {
+        let Actor::Key {
+            expires_at: Some(limit),
+            ..
+        } = &self.actor
+        else {
+            return Ok(());
+        };
+        if expires_at.is_some_and(|e| e <= *limit) {
+            return Ok(());
+        }
+        Err(ApiError::ExpiryBeyondCaller {
+            limit: format_rfc3339(*limit),
+        })
+    }
+
+    pub fn audit(&self, action: &str, key_id: Option<&str>, detail: Value) -> AuditEntry {
+        AuditEntry {
             at: self.now,
-            workspace: &self.workspace,
-            actor: &self.actor_label,
-            action,
-            key_id,
-            detail: detail.to_string(),
+            workspace: self.workspace.clone(),
+            actor: self.actor_label.clone(),
+            action: action.into(),
+            key_id: key_id.map(str::to_owned),
+            detail,
         }
     }
 
@@ -116,16 +147,17 @@ fn root_token_matches(given: &str, expected: &str) -> bool {
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn authenticate(st: &State, env: &Env, auth: Option<&str>, url: &str, now: Millis) -> ApiResult<Actor> {
-    let token = bearer(auth, url)?;
+async fn authenticate<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now: Millis) -> ApiResult<Actor> {
+    let token = bearer(req.header("authorization"), &req.url)?;
     if let Ok(key) = ApiKey::parse(token) {
-        let entry = lookup::entry(st, env, &KeyHash::of(&key), now).await?;
+        let entry = lookup::entry(app.st, app.edge, &KeyHash::of(&key), now).await?;
         let required = ScopeSet::parse(&[ADMIN_SCOPE]).map_err(|e| ApiError::Internal(e.0))?;
         return match (decide(entry.as_deref(), &required, now), entry) {
             (Outcome::Valid, Some(e)) => Ok(Actor::Key {
                 id: e.id.to_string(),
                 workspace: e.workspace.to_string(),
                 scopes: e.scopes.clone(),
+                expires_at: e.expires_at,
             }),
             (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope {
                 scope_attr: ADMIN_SCOPE.into(),
@@ -133,7 +165,7 @@ async fn authenticate(st: &State, env: &Env, auth: Option<&str>, url: &str, now:
             _ => Err(ApiError::InvalidToken),
         };
     }
-    match &st.admin_token {
+    match &app.st.config.admin_token {
         Some(root) if root_token_matches(token, root) => Ok(Actor::Root),
         _ => Err(ApiError::InvalidToken),
     }
@@ -141,9 +173,7 @@ async fn authenticate(st: &State, env: &Env, auth: Option<&str>, url: &str, now:
 
 fn resolve_workspace(actor: &Actor, requested: Option<&str>) -> ApiResult<String> {
     match (actor, requested) {
-        (Actor::Root, Some(ws)) => Ok(validate::workspace(ws)
-            .map_err(|m| ApiError::field("workspace", m))?
-            .to_owned()),
+        (Actor::Root, Some(ws)) => Ok(validate::workspace(ws).field("workspace")?.to_owned()),
         (Actor::Root, None) => Err(ApiError::field(
             "workspace",
             "the root token must name a workspace: ?workspace=<id>",
@@ -154,43 +184,32 @@ fn resolve_workspace(actor: &Actor, requested: Option<&str>) -> ApiResult<String
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn handle(
-    req: web_sys::Request,
-    method: &str,
-    url: &str,
-    path: &str,
-    auth: Option<&str>,
-    env: &Env,
-    st: &State,
-    now: Millis,
-) -> ApiResult<web_sys::Response> {
-    let actor = authenticate(st, env, auth, url, now).await?;
-    let query = query_pairs(url);
+pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now: Millis) -> ApiResult<Response> {
+    let actor = authenticate(app, req, now).await?;
+    let query = query_pairs(&req.url);
     let requested = query.iter().find(|(k, _)| k == "workspace").map(|(_, v)| v.as_str());
     let workspace = resolve_workspace(&actor, requested)?;
+    let path = req.path();
     let segs: Vec<&str> = path.trim_start_matches("/admin/v1/").split('/').collect();
-    let mut a = Admin {
-        st,
-        env,
-        db: Db::new(env)?,
+    let a = Admin {
+        app,
         actor_label: actor.label(),
         actor,
         workspace,
         now,
         query,
-        req: worker::Request::from(req),
+        req,
     };
-    match (method, segs.as_slice()) {
-        ("POST", ["keys"]) => keys::create(&mut a).await,
+    match (req.method.as_str(), segs.as_slice()) {
+        ("POST", ["keys"]) => keys::create(&a).await,
         ("GET", ["keys"]) => keys::list(&a).await,
         ("GET", ["keys", id]) => keys::get(&a, id).await,
-        ("PATCH", ["keys", id]) => keys::update(&mut a, id).await,
+        ("PATCH", ["keys", id]) => keys::update(&a, id).await,
         ("DELETE", ["keys", id]) => keys::delete(&a, id).await,
-        ("POST", ["keys", id, "revoke"]) => keys::revoke(&mut a, id).await,
-        ("POST", ["keys", id, "rotate"]) => keys::rotate(&mut a, id).await,
+        ("POST", ["keys", id, "revoke"]) => keys::revoke(&a, id).await,
+        ("POST", ["keys", id, "rotate"]) => keys::rotate(&a, id).await,
         ("GET", ["presets"]) => presets::list(&a).await,
-        ("POST", ["presets"]) => presets::create(&mut a).await,
+        ("POST", ["presets"]) => presets::create(&a).await,
         ("DELETE", ["presets", name]) => presets::delete(&a, name).await,
         ("GET", ["audit"]) => audit::list(&a).await,
         ("POST", ["reconcile"]) => reconcile::run(&a).await,

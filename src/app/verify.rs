@@ -3,19 +3,18 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Context, Env};
 
+use super::{lookup, App};
 use crate::core::decide::{decide, Outcome};
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
 use crate::core::record::KeyEntry;
 use crate::core::scope::ScopeSet;
-use crate::core::time::format_rfc3339;
-use crate::http::body::read_json;
-use crate::http::problem::{ApiError, ApiResult};
-use crate::http::response;
-use crate::lookup;
-use crate::state::State;
+use crate::core::time::{format_rfc3339, Millis};
+use crate::http::body::parse_json;
+use crate::http::plain::{Request, Response};
+use crate::http::problem::{ApiError, ApiResult, FieldExt};
+use crate::store::{Edge, Records};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,30 +35,26 @@ fn identity(e: &KeyEntry) -> Value {
     })
 }
 
-pub async fn handle(
-    req: web_sys::Request,
-    method: &str,
-    env: &Env,
-    ctx: &Context,
-    st: &State,
-    now: i64,
-) -> ApiResult<web_sys::Response> {
-    if method != "POST" {
+/// The answer, and the hash of a key that was valid (the glue notes its use).
+pub async fn handle<R: Records, E: Edge>(
+    app: App<'_, R, E>,
+    req: &Request,
+    now: Millis,
+) -> ApiResult<(Response, Option<KeyHash>)> {
+    if req.method != "POST" {
         return Err(ApiError::MethodNotAllowed);
     }
-    let mut req = worker::Request::from(req);
-    let body: VerifyBody = read_json(&mut req, false)
-        .await?
-        .ok_or_else(|| ApiError::field("body", "required"))?;
-    let required = ScopeSet::parse(&body.scopes).map_err(|e| ApiError::field("scopes", e.0))?;
+    let body: VerifyBody = parse_json(req, false)?.ok_or_else(|| ApiError::field("body", "required"))?;
+    let required = ScopeSet::parse(&body.scopes).field("scopes")?;
     let Ok(key) = ApiKey::parse(&body.key) else {
-        return Ok(response::json(200, &json!({"valid": false, "code": "NOT_FOUND"})));
+        return Ok((Response::json(200, &json!({"valid": false, "code": "NOT_FOUND"})), None));
     };
     let hash = KeyHash::of(&key);
-    let entry = lookup::entry(st, env, &hash, now).await?;
+    let entry = lookup::entry(app.st, app.edge, &hash, now).await?;
+    let mut used = None;
     let answer = match (decide(entry.as_deref(), &required, now), entry.as_deref()) {
         (Outcome::Valid, Some(e)) => {
-            lookup::note_use(st, env, ctx, &hash, now);
+            used = Some(hash);
             let mut v = identity(e);
             v["valid"] = json!(true);
             v["code"] = json!("VALID");
@@ -75,5 +70,5 @@ pub async fn handle(
         (Outcome::Expired, _) => json!({"valid": false, "code": "EXPIRED"}),
         _ => json!({"valid": false, "code": "NOT_FOUND"}),
     };
-    Ok(response::json(200, &answer))
+    Ok((Response::json(200, &answer), used))
 }

@@ -1,0 +1,407 @@
+//! Key lifecycle: create, list, get, update, revoke, delete, rotate. Every write goes through
+//! app::sync, which orders the record and edge writes so that no failure or race leaves the edge
+//! granting more than the record.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Map, Value};
+
+use super::{presets, Admin};
+use crate::app::sync;
+use crate::core::hash::KeyHash;
+use crate::core::key::{ApiKey, RANDOM_BYTES};
+use crate::core::model::{Key, Liveness, Status};
+use crate::core::scope::ScopeSet;
+use crate::core::time::{format_rfc3339, Millis};
+use crate::core::validate::{self, MAX_SCOPES};
+use crate::http::plain::Response;
+use crate::http::problem::{ApiError, ApiResult, FieldExt};
+use crate::store::{Edge, KeyCursor, ListFilter, Records};
+
+/// Distinguishes an absent field (None) from an explicit `null` (Some(Null)).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    scopes: Option<Vec<String>>,
+    preset: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    expires: Option<Value>,
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    name: Option<String>,
+    description: Option<String>,
+    scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    expires: Option<Value>,
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    grace_until: Option<String>,
+    grace_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    expires: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
+pub fn key_json(k: &Key, now: Millis) -> Value {
+    json!({
+        "id": k.id,
+        "workspace": k.workspace,
+        "name": k.name,
+        "description": k.description,
+        "scopes": k.scopes.to_strings(),
+        "preview": k.preview,
+        "status": k.status_label(now),
+        "created_at": format_rfc3339(k.created_at),
+        "expires_at": k.expires_at.map(format_rfc3339),
+        "grace_until": k.grace_until.map(format_rfc3339),
+        "valid_until": k.effective_expiry().map(format_rfc3339),
+        "last_used_at": k.last_used_at.map(format_rfc3339),
+        "revoked_at": k.revoked_at.map(format_rfc3339),
+        "metadata": k.metadata,
+        "rotated_from": k.rotated_from,
+        "superseded_by": k.superseded_by,
+    })
+}
+
+fn random_bytes<const N: usize>() -> ApiResult<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
+    Ok(b)
+}
+
+fn new_id() -> ApiResult<String> {
+    let b: [u8; 12] = random_bytes()?;
+    Ok(format!(
+        "key_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
+}
+
+/// A freshly minted secret, its hash and a new id; the plaintext leaves this process only in
+/// the response.
+fn mint() -> ApiResult<(ApiKey<'static>, KeyHash, String)> {
+    let key = ApiKey::generate(&random_bytes::<RANDOM_BYTES>()?);
+    let hash = KeyHash::of(&key);
+    Ok((key, hash, new_id()?))
+}
+
+fn parse_scopes<R, E>(a: &Admin<'_, R, E>, raw: &[String]) -> ApiResult<ScopeSet> {
+    let set = ScopeSet::parse(raw).field("scopes")?;
+    a.app.st.policy.catalog.check_all(&set).field("scopes")?;
+    Ok(set)
+}
+
+fn check_scope_count(set: &ScopeSet) -> ApiResult<()> {
+    if set.is_empty() {
+        return Err(ApiError::field(
+            "scopes",
+            "a key needs at least one scope (give scopes or a preset)",
+        ));
+    }
+    if set.len() > MAX_SCOPES {
+        return Err(ApiError::field("scopes", format!("at most {MAX_SCOPES} scopes")));
+    }
+    Ok(())
+}
+
+fn metadata(v: Option<&Value>) -> ApiResult<Map<String, Value>> {
+    match v {
+        None => Ok(Map::new()),
+        Some(v) => Ok(validate::metadata(v).field("metadata")?),
+    }
+}
+
+/// A key of this workspace that was not deleted; anything else answers exactly like an unknown id.
+async fn load<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Key> {
+    match a.app.records.get_key(&a.workspace, id).await? {
+        Some(k) if k.status != Status::Deleted => Ok(k),
+        _ => Err(ApiError::NotFound("key")),
+    }
+}
+
+fn created(k: &Key, secret: &ApiKey<'_>, now: Millis, warning: Option<String>) -> Response {
+    let mut v = key_json(k, now);
+    v["key"] = json!(secret.expose_secret());
+    if let Some(w) = warning {
+        v["warning"] = json!(w);
+    }
+    Response::json_no_store(201, &v)
+}
+
+fn revoked_conflict(what: &str) -> ApiError {
+    ApiError::Conflict {
+        slug: "key-revoked",
+        detail: format!("A revoked key cannot be {what}."),
+    }
+}
+
+pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
+    let body: CreateBody = a.body()?;
+    let name = validate::key_name(&body.name).field("name")?;
+    let description = validate::description(&body.description).field("description")?;
+    let mut scopes = parse_scopes(a, body.scopes.as_deref().unwrap_or_default())?;
+    if let Some(p) = &body.preset {
+        scopes = scopes.union(&presets::resolve(a, p).await?);
+    }
+    check_scope_count(&scopes)?;
+    a.ensure_can_grant(&scopes)?;
+    let expires_at = match &body.expires {
+        None => None,
+        Some(v) => validate::expires(v, a.now).field("expires")?,
+    };
+    a.ensure_expiry_within(expires_at)?;
+    let metadata = metadata(body.metadata.as_ref())?;
+
+    let (secret, hash, id) = mint()?;
+    let key = Key {
+        id,
+        workspace: a.workspace.clone(),
+        name,
+        description,
+        hash,
+        preview: secret.preview(),
+        scopes,
+        metadata,
+        created_at: a.now,
+        expires_at,
+        grace_until: None,
+        status: Status::Active,
+        revoked_at: None,
+        last_used_at: None,
+        rotated_from: None,
+        superseded_by: None,
+        version: 1,
+    };
+    let detail =
+        json!({"name": key.name, "scopes": key.scopes.to_strings(), "expires_at": expires_at.map(format_rfc3339)});
+    sync::create(a.app, &key, &a.audit("key.create", Some(&key.id), detail), a.now).await?;
+    Ok(created(&key, &secret, a.now, None))
+}
+
+pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
+    let limit = a.limit()?;
+    let filter = match a.param("status") {
+        None => ListFilter::All,
+        Some("active") => ListFilter::Active,
+        Some("disabled") => ListFilter::Disabled,
+        Some("revoked") => ListFilter::Revoked,
+        Some("expired") => ListFilter::Expired,
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "must be active, disabled, revoked or expired",
+            ))
+        }
+    };
+    let cursor = match a.param("cursor") {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor from a previous page"))?),
+    };
+    let mut keys = a
+        .app
+        .records
+        .list_keys(&a.workspace, filter, cursor.as_ref(), limit + 1, a.now)
+        .await?;
+    let next = if keys.len() > limit as usize {
+        keys.truncate(limit as usize);
+        keys.last().map(|k| format!("{}.{}", k.created_at, k.id))
+    } else {
+        None
+    };
+    let items: Vec<Value> = keys.iter().map(|k| key_json(k, a.now)).collect();
+    Ok(Response::json(200, &json!({"items": items, "next_cursor": next})))
+}
+
+fn parse_cursor(c: &str) -> Option<KeyCursor> {
+    let (t, id) = c.split_once('.')?;
+    let ok_id = id.starts_with("key_") && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    ok_id.then_some(())?;
+    Some(KeyCursor {
+        created_at: t.parse().ok()?,
+        id: id.to_owned(),
+    })
+}
+
+pub async fn get<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
+    let key = load(a, id).await?;
+    Ok(Response::json(200, &key_json(&key, a.now)))
+}
+
+pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
+    let body: UpdateBody = a.body()?;
+    let before = load(a, id).await?;
+    a.ensure_can_manage(&before)?;
+    if before.status == Status::Revoked {
+        return Err(revoked_conflict("edited"));
+    }
+    let mut changed = Vec::new();
+    let mut after = before.next(|_| {});
+    if let Some(n) = &body.name {
+        after.name = validate::key_name(n).field("name")?;
+        changed.push("name");
+    }
+    if let Some(d) = &body.description {
+        after.description = validate::description(d).field("description")?;
+        changed.push("description");
+    }
+    if let Some(s) = &body.scopes {
+        let set = parse_scopes(a, s)?;
+        check_scope_count(&set)?;
+        a.ensure_can_grant(&set)?;
+        after.scopes = set;
+        changed.push("scopes");
+    }
+    if let Some(e) = &body.expires {
+        // An expired key stays expired: moving its expiry would bring a dead key back.
+        if before.liveness(a.now) == Liveness::Expired {
+            return Err(ApiError::Conflict {
+                slug: "key-expired",
+                detail: "An expired key cannot be given a new expiry; issue or rotate a key instead.".into(),
+            });
+        }
+        after.expires_at = validate::expires(e, a.now).field("expires")?;
+        a.ensure_expiry_within(after.effective_expiry())?;
+        changed.push("expires");
+    }
+    if let Some(m) = &body.metadata {
+        after.metadata = metadata(Some(m))?;
+        changed.push("metadata");
+    }
+    if changed.is_empty() {
+        return Err(ApiError::field(
+            "body",
+            "nothing to change: give name, description, scopes, expires or metadata",
+        ));
+    }
+    let detail = json!({"changed": changed, "scopes": after.scopes.to_strings(), "expires_at": after.expires_at.map(format_rfc3339)});
+    sync::update(
+        a.app,
+        &before,
+        &after,
+        &a.audit("key.update", Some(&after.id), detail),
+        a.now,
+    )
+    .await?;
+    Ok(Response::json(200, &key_json(&after, a.now)))
+}
+
+pub async fn revoke<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
+    let _: EmptyBody = a.optional_body()?;
+    let row = load(a, id).await?;
+    a.ensure_can_manage(&row)?;
+    let audit = a.audit("key.revoke", Some(&row.id), json!({"name": row.name}));
+    // Also for a key the record already calls revoked: a retry after a failed edge write must
+    // still take it off the edge.
+    let done = sync::finalize(a.app, &row, Status::Revoked, &audit, a.now).await?;
+    Ok(Response::json(200, &key_json(&done, a.now)))
+}
+
+pub async fn delete<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
+    let row = match a.app.records.get_key(&a.workspace, id).await? {
+        Some(k) => k,
+        None => return Err(ApiError::NotFound("key")),
+    };
+    a.ensure_can_manage(&row)?;
+    let audit = a.audit("key.delete", Some(&row.id), json!({"name": row.name}));
+    let was_deleted = row.status == Status::Deleted;
+    // A key already deleted still has its tombstone re-asserted (a retry after a failed edge
+    // write), then answers like an unknown id.
+    sync::finalize(a.app, &row, Status::Deleted, &audit, a.now).await?;
+    if was_deleted {
+        return Err(ApiError::NotFound("key"));
+    }
+    Ok(Response::no_content())
+}
+
+pub async fn rotate<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
+    let body: RotateBody = a.optional_body()?;
+    let old = load(a, id).await?;
+    a.ensure_can_manage(&old)?;
+    if old.status == Status::Revoked {
+        return Err(revoked_conflict("rotated"));
+    }
+    if let Some(successor) = &old.superseded_by {
+        // A successor that never came to be (its rotation failed after the record was written)
+        // does not block a new rotation; a real one does.
+        let live_successor = a
+            .app
+            .records
+            .get_key(&a.workspace, successor)
+            .await?
+            .is_some_and(|s| !s.status.is_final());
+        if live_successor {
+            return Err(ApiError::Conflict {
+                slug: "already-rotated",
+                detail: "This key was already rotated; rotate its successor.".into(),
+            });
+        }
+    }
+    // The new secret carries the old key's powers, so the caller must hold them.
+    a.ensure_can_grant(&old.scopes)?;
+    // Some only when the caller asked for a grace period.
+    let grace =
+        validate::grace_deadline(body.grace_until.as_deref(), body.grace_seconds, None, a.now).field("grace")?;
+    let new_expiry = match &body.expires {
+        None => validate::successor_expiry(old.created_at, old.expires_at, a.now),
+        Some(Value::Null) if old.expires_at.is_some() => {
+            return Err(ApiError::field(
+                "expires",
+                "the old key expires, so its successor must too",
+            ));
+        }
+        Some(v) => validate::expires(v, a.now).field("expires")?,
+    };
+    a.ensure_expiry_within(new_expiry)?;
+
+    let (secret, hash, new_id) = mint()?;
+    let old_after = old.next(|k| {
+        k.superseded_by = Some(new_id.clone());
+        if let Some(g) = grace {
+            // Only ever shortens: the effective expiry is min(own expiry, grace).
+            k.grace_until = Some(k.grace_until.map_or(g, |prev| prev.min(g)));
+        }
+    });
+    let new = Key {
+        id: new_id,
+        hash,
+        preview: secret.preview(),
+        created_at: a.now,
+        expires_at: new_expiry,
+        grace_until: None,
+        status: Status::Active,
+        revoked_at: None,
+        last_used_at: None,
+        rotated_from: Some(old.id.clone()),
+        superseded_by: None,
+        version: 1,
+        ..old.clone()
+    };
+    let detail = json!({"new_key_id": new.id, "old_valid_until": old_after.effective_expiry().map(format_rfc3339)});
+    let warning = sync::rotate(
+        a.app,
+        &old,
+        &old_after,
+        &new,
+        &a.audit("key.rotate", Some(&old.id), detail),
+        a.now,
+    )
+    .await?;
+    Ok(created(&new, &secret, a.now, warning))
+}

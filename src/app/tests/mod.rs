@@ -1,0 +1,210 @@
+//! Native tests of the handlers over the in-memory stores: every admin route, the verify API and
+//! the gateway decision (`routes`), every storage step failed in turn (`faults`), and every
+//! interleaving of two admin calls on one key (`races`).
+
+mod faults;
+mod races;
+mod routes;
+
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use serde_json::{json, Value};
+
+use super::config::test_config;
+use super::{App, State};
+use crate::core::hash::KeyHash;
+use crate::core::key::ApiKey;
+use crate::core::model::{liveness, Key, Liveness};
+use crate::core::record::KeyRecord;
+use crate::core::scope::ScopeSet;
+use crate::core::time::Millis;
+use crate::http::plain::{Request, Response};
+use crate::store::memory::{Faults, MemEdge, MemRecords};
+
+pub const T0: Millis = 1_800_000_000_000;
+pub const ROOT: &str = "root-token";
+
+/// Drives a future whose every wait is a memory-store yield (which wakes itself).
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+pub struct World {
+    pub faults: Rc<Faults>,
+    pub records: MemRecords,
+    pub edge: MemEdge,
+    pub st: State,
+    pub now: std::cell::Cell<Millis>,
+}
+
+impl World {
+    pub fn new() -> World {
+        let faults = Faults::new();
+        World {
+            records: MemRecords::new(Rc::clone(&faults)),
+            edge: MemEdge::new(Rc::clone(&faults)),
+            faults,
+            st: State::new(test_config(), [7; 32]).unwrap(),
+            now: std::cell::Cell::new(T0),
+        }
+    }
+
+    pub fn app(&self) -> App<'_, MemRecords, MemEdge> {
+        App {
+            st: &self.st,
+            records: &self.records,
+            edge: &self.edge,
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.now.get()
+    }
+
+    pub fn advance(&self, ms: Millis) {
+        self.now.set(self.now.get() + ms);
+    }
+
+    /// One admin/verify call as a future (for interleaving tests).
+    pub async fn call_async(&self, req: Request) -> Response {
+        self.app().handle_api(&req, self.now()).await.0
+    }
+
+    pub fn call(&self, req: Request) -> Response {
+        block_on(self.call_async(req))
+    }
+
+    /// A root admin call on workspace `acme`.
+    pub fn admin(&self, method: &str, path_and_query: &str, body: Option<Value>) -> Response {
+        self.call(admin_req(method, path_and_query, body, ROOT))
+    }
+
+    /// Creates a key as root and returns (id, secret).
+    pub fn create_key(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        let r = self.admin("POST", "/admin/v1/keys", Some(json!({"name": name, "scopes": scopes})));
+        assert_eq!(r.status, 201, "{}", r.body);
+        let v = r.json_body();
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub fn key(&self, id: &str) -> Key {
+        self.records.key(id).expect("key exists")
+    }
+
+    /// What the edge would grant a holder of `secret`: (scopes, effective expiry), or None.
+    pub fn edge_grants(&self, hash: &KeyHash) -> Option<(ScopeSet, Option<Millis>)> {
+        grants_of_record(self.edge.record(hash).as_ref(), self.now())
+    }
+
+    /// What the record grants for this hash.
+    pub fn record_grants(&self, hash: &KeyHash) -> Option<(ScopeSet, Option<Millis>)> {
+        let snap = self.records.snapshot();
+        let k = snap.keys.values().find(|k| k.hash == *hash)?;
+        k.is_live(self.now()).then(|| (k.scopes.clone(), k.effective_expiry()))
+    }
+
+    /// The security invariant: for a secret someone holds, the edge never grants more than the
+    /// record (no scope the record lacks, no life past the record's expiry, nothing at all for
+    /// a key the record calls revoked, deleted, disabled or expired, or does not have).
+    pub fn assert_edge_within_record(&self, hash: &KeyHash, ctx: &str) {
+        let Some((edge_scopes, edge_exp)) = self.edge_grants(hash) else {
+            return;
+        };
+        let Some((rec_scopes, rec_exp)) = self.record_grants(hash) else {
+            panic!(
+                "{ctx}: the edge accepts a key the record does not ({:?})",
+                self.records
+                    .snapshot()
+                    .keys
+                    .values()
+                    .find(|k| k.hash == *hash)
+                    .map(|k| k.status)
+            );
+        };
+        assert!(
+            rec_scopes.covers(&edge_scopes),
+            "{ctx}: edge grants {edge_scopes:?}, record only {rec_scopes:?}"
+        );
+        let later = match (edge_exp, rec_exp) {
+            (None, Some(_)) => true,
+            (Some(e), Some(r)) => e > r,
+            _ => false,
+        };
+        assert!(
+            !later,
+            "{ctx}: edge expiry {edge_exp:?} is later than the record's {rec_exp:?}"
+        );
+    }
+
+    /// After a reconcile: every record's projection is exactly what the edge holds.
+    pub fn assert_consistent(&self, ctx: &str) {
+        self.assert_consistent_except(ctx, &[]);
+    }
+
+    pub fn assert_consistent_except(&self, ctx: &str, skip: &[&str]) {
+        for k in self.records.snapshot().keys.values() {
+            if skip.contains(&k.id.as_str()) {
+                continue;
+            }
+            let e = self.edge.record(&k.hash);
+            let want = k.edge_record();
+            match &e {
+                Some(r) if *r == want => {}
+                // Two tombstones of different final statuses (a revoke and a delete that raced)
+                // grant the same: nothing.
+                Some(r) if r.is_tombstone() && k.status.is_final() => {}
+                // A key that is not live may also be absent from the edge.
+                None if !k.is_live(self.now()) => {}
+                _ => panic!("{ctx}: edge {e:?} != projection {want:?}"),
+            }
+        }
+    }
+}
+
+pub fn grants_of_record(r: Option<&KeyRecord>, now: Millis) -> Option<(ScopeSet, Option<Millis>)> {
+    let r = r?;
+    if liveness(r.status, r.expires_at, now) != Liveness::Live {
+        return None;
+    }
+    Some((ScopeSet::parse(&r.scopes).unwrap(), r.expires_at))
+}
+
+pub fn hash_of(secret: &str) -> KeyHash {
+    KeyHash::of(&ApiKey::parse(secret).unwrap())
+}
+
+pub fn admin_req(method: &str, path_and_query: &str, body: Option<Value>, token: &str) -> Request {
+    let sep = if path_and_query.contains('?') { '&' } else { '?' };
+    let url = if token == ROOT {
+        format!("https://kw.test{path_and_query}{sep}workspace=acme")
+    } else {
+        format!("https://kw.test{path_and_query}")
+    };
+    let mut r = Request::new(method, &url).with_header("authorization", &format!("Bearer {token}"));
+    if let Some(b) = body {
+        r = r
+            .with_header("content-type", "application/json")
+            .with_body(b.to_string());
+    }
+    r
+}
+
+pub fn problem_type(r: &Response) -> String {
+    r.json_body()["type"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches("urn:keyward:problem:")
+        .to_owned()
+}

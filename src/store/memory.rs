@@ -1,0 +1,449 @@
+//! In-memory `Records` and `Edge` with the same semantics as D1 and KV, for native tests.
+//!
+//! Fault injection: both stores share one `Faults` counter, so "the n-th storage call" is
+//! well defined across them; that call can be told to fail before it takes effect or after
+//! (the write happened, the caller hears it failed: what a lost response looks like).
+//! Interleaving: with `yielding` on, every call returns Pending once before it runs, so a test
+//! can poll two handlers in any order and explore every interleaving of their storage steps.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::{AuditEntry, AuditRow, Edge, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written};
+use crate::core::hash::KeyHash;
+use crate::core::model::{Key, Liveness, Status};
+use crate::core::record::KeyRecord;
+use crate::core::time::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    /// The call fails without taking effect.
+    Before,
+    /// The call takes effect, then reports failure.
+    After,
+}
+
+#[derive(Default)]
+pub struct Faults {
+    calls: Cell<usize>,
+    plan: RefCell<Vec<(usize, FaultMode)>>,
+    log: RefCell<Vec<&'static str>>,
+    yielding: Cell<bool>,
+}
+
+impl Faults {
+    pub fn new() -> Rc<Faults> {
+        Rc::new(Faults::default())
+    }
+
+    /// Fail the `n`-th call (0-based, counted from now on) in `mode`.
+    pub fn fail_call(&self, n: usize, mode: FaultMode) {
+        self.plan.borrow_mut().push((self.calls.get() + n, mode));
+    }
+
+    pub fn clear(&self) {
+        self.plan.borrow_mut().clear();
+    }
+
+    pub fn set_yielding(&self, on: bool) {
+        self.yielding.set(on);
+    }
+
+    /// Calls made so far, by name, in order.
+    pub fn log(&self) -> Vec<&'static str> {
+        self.log.borrow().clone()
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.get()
+    }
+
+    fn take(&self, name: &'static str) -> Option<FaultMode> {
+        let n = self.calls.get();
+        self.calls.set(n + 1);
+        self.log.borrow_mut().push(name);
+        let mut plan = self.plan.borrow_mut();
+        let i = plan.iter().position(|(at, _)| *at == n)?;
+        Some(plan.remove(i).1)
+    }
+
+    /// One storage call: an optional yield, then `f` unless a fault says otherwise.
+    async fn call<T>(&self, name: &'static str, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+        if self.yielding.get() {
+            YieldOnce(false).await;
+        }
+        let fault = self.take(name);
+        let injected = || StoreError::Unavailable(format!("injected fault in {name}"));
+        if fault == Some(FaultMode::Before) {
+            return Err(injected());
+        }
+        let r = f();
+        if fault == Some(FaultMode::After) {
+            return Err(injected());
+        }
+        r
+    }
+}
+
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct RecordsState {
+    pub keys: BTreeMap<String, Key>,
+    pub presets: BTreeMap<(String, String), Preset>,
+    pub audit: Vec<AuditRow>,
+}
+
+pub struct MemRecords {
+    state: RefCell<RecordsState>,
+    faults: Rc<Faults>,
+}
+
+fn is_current(k: &Key) -> bool {
+    matches!(k.status, Status::Active | Status::Disabled) && k.superseded_by.is_none()
+}
+
+impl RecordsState {
+    fn name_taken(&self, key: &Key) -> bool {
+        is_current(key)
+            && self
+                .keys
+                .values()
+                .any(|o| o.id != key.id && o.workspace == key.workspace && o.name == key.name && is_current(o))
+    }
+
+    fn audit(&mut self, e: &AuditEntry) {
+        let id = self.audit.len() as i64 + 1;
+        self.audit.push(AuditRow { id, entry: e.clone() });
+    }
+
+    /// The guard every key update passes, in D1 as in memory.
+    fn guard(&self, key: &Key, expected: u64) -> bool {
+        self.keys.get(&key.id).is_some_and(|cur| {
+            cur.workspace == key.workspace
+                && cur.version == expected
+                && key.version == expected + 1
+                && cur.status.may_become(key.status)
+        })
+    }
+}
+
+impl MemRecords {
+    pub fn new(faults: Rc<Faults>) -> MemRecords {
+        MemRecords {
+            state: RefCell::new(RecordsState::default()),
+            faults,
+        }
+    }
+
+    pub fn snapshot(&self) -> RecordsState {
+        self.state.borrow().clone()
+    }
+
+    pub fn restore(&self, state: RecordsState) {
+        *self.state.borrow_mut() = state;
+    }
+
+    pub fn key(&self, id: &str) -> Option<Key> {
+        self.state.borrow().keys.get(id).cloned()
+    }
+}
+
+impl Records for MemRecords {
+    async fn get_key(&self, workspace: &str, id: &str) -> StoreResult<Option<Key>> {
+        self.faults
+            .call("records.get_key", || {
+                Ok(self
+                    .state
+                    .borrow()
+                    .keys
+                    .get(id)
+                    .filter(|k| k.workspace == workspace)
+                    .cloned())
+            })
+            .await
+    }
+
+    async fn get_key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<Key>> {
+        self.faults
+            .call("records.get_key_by_hash", || {
+                Ok(self.state.borrow().keys.values().find(|k| k.hash == *hash).cloned())
+            })
+            .await
+    }
+
+    async fn insert_key(&self, key: &Key, audit: &AuditEntry) -> StoreResult<()> {
+        self.faults
+            .call("records.insert_key", || {
+                let mut st = self.state.borrow_mut();
+                if st.name_taken(key) {
+                    return Err(StoreError::NameTaken);
+                }
+                if st.keys.contains_key(&key.id) || st.keys.values().any(|k| k.hash == key.hash) {
+                    return Err(StoreError::Unavailable("duplicate id or hash".into()));
+                }
+                st.keys.insert(key.id.clone(), key.clone());
+                st.audit(audit);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn update_key(&self, key: &Key, expected_version: u64, audit: &AuditEntry) -> StoreResult<Written> {
+        self.faults
+            .call("records.update_key", || {
+                let mut st = self.state.borrow_mut();
+                if !st.guard(key, expected_version) {
+                    return Ok(Written::Stale);
+                }
+                if st.name_taken(key) {
+                    return Err(StoreError::NameTaken);
+                }
+                st.keys.insert(key.id.clone(), key.clone());
+                st.audit(audit);
+                Ok(Written::Applied)
+            })
+            .await
+    }
+
+    async fn rotate(&self, old: &Key, expected_version: u64, new: &Key, audit: &AuditEntry) -> StoreResult<Written> {
+        self.faults
+            .call("records.rotate", || {
+                let mut st = self.state.borrow_mut();
+                if !st.guard(old, expected_version) {
+                    return Ok(Written::Stale);
+                }
+                let prev = st.keys.insert(old.id.clone(), old.clone());
+                if st.name_taken(new) {
+                    // One transaction: the old row's update is rolled back with the insert.
+                    if let Some(p) = prev {
+                        st.keys.insert(p.id.clone(), p);
+                    }
+                    return Err(StoreError::NameTaken);
+                }
+                st.keys.insert(new.id.clone(), new.clone());
+                st.audit(audit);
+                Ok(Written::Applied)
+            })
+            .await
+    }
+
+    async fn list_keys(
+        &self,
+        workspace: &str,
+        filter: ListFilter,
+        after: Option<&KeyCursor>,
+        limit: u32,
+        now: Millis,
+    ) -> StoreResult<Vec<Key>> {
+        self.faults
+            .call("records.list_keys", || {
+                let st = self.state.borrow();
+                let mut v: Vec<Key> = st
+                    .keys
+                    .values()
+                    .filter(|k| k.workspace == workspace && k.status != Status::Deleted)
+                    .filter(|k| match filter {
+                        ListFilter::All => true,
+                        ListFilter::Active => k.liveness(now) == Liveness::Live,
+                        ListFilter::Disabled => k.status == Status::Disabled,
+                        ListFilter::Revoked => k.status == Status::Revoked,
+                        ListFilter::Expired => k.liveness(now) == Liveness::Expired,
+                    })
+                    .filter(|k| after.is_none_or(|c| (k.created_at, k.id.as_str()) < (c.created_at, c.id.as_str())))
+                    .cloned()
+                    .collect();
+                v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+                v.truncate(limit as usize);
+                Ok(v)
+            })
+            .await
+    }
+
+    async fn keys_after(&self, workspace: &str, after_id: &str, limit: u32) -> StoreResult<Vec<Key>> {
+        self.faults
+            .call("records.keys_after", || {
+                Ok(self
+                    .state
+                    .borrow()
+                    .keys
+                    .values()
+                    .filter(|k| k.workspace == workspace && k.id.as_str() > after_id)
+                    .take(limit as usize)
+                    .cloned()
+                    .collect())
+            })
+            .await
+    }
+
+    async fn touch_last_used(&self, uses: &[(KeyHash, Millis)]) -> StoreResult<()> {
+        self.faults
+            .call("records.touch_last_used", || {
+                let mut st = self.state.borrow_mut();
+                for (h, at) in uses {
+                    if let Some(k) = st.keys.values_mut().find(|k| k.hash == *h) {
+                        k.last_used_at = Some(k.last_used_at.map_or(*at, |p| p.max(*at)));
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_presets(&self, workspace: &str) -> StoreResult<Vec<Preset>> {
+        self.faults
+            .call("records.list_presets", || {
+                Ok(self
+                    .state
+                    .borrow()
+                    .presets
+                    .iter()
+                    .filter(|((ws, _), _)| ws == workspace)
+                    .map(|(_, p)| p.clone())
+                    .collect())
+            })
+            .await
+    }
+
+    async fn get_preset(&self, workspace: &str, name: &str) -> StoreResult<Option<Preset>> {
+        self.faults
+            .call("records.get_preset", || {
+                Ok(self
+                    .state
+                    .borrow()
+                    .presets
+                    .get(&(workspace.to_owned(), name.to_owned()))
+                    .cloned())
+            })
+            .await
+    }
+
+    async fn insert_preset(
+        &self,
+        workspace: &str,
+        preset: &Preset,
+        _now: Millis,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.faults
+            .call("records.insert_preset", || {
+                let mut st = self.state.borrow_mut();
+                let k = (workspace.to_owned(), preset.name.clone());
+                if st.presets.contains_key(&k) {
+                    return Err(StoreError::NameTaken);
+                }
+                st.presets.insert(k, preset.clone());
+                st.audit(audit);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_preset(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written> {
+        self.faults
+            .call("records.delete_preset", || {
+                let mut st = self.state.borrow_mut();
+                if st.presets.remove(&(workspace.to_owned(), name.to_owned())).is_none() {
+                    return Ok(Written::Stale);
+                }
+                st.audit(audit);
+                Ok(Written::Applied)
+            })
+            .await
+    }
+
+    async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()> {
+        self.faults
+            .call("records.record_audit", || {
+                self.state.borrow_mut().audit(audit);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_audit(&self, workspace: &str, before_id: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRow>> {
+        self.faults
+            .call("records.list_audit", || {
+                Ok(self
+                    .state
+                    .borrow()
+                    .audit
+                    .iter()
+                    .rev()
+                    .filter(|r| r.entry.workspace == workspace && before_id.is_none_or(|b| r.id < b))
+                    .take(limit as usize)
+                    .cloned()
+                    .collect())
+            })
+            .await
+    }
+}
+
+pub struct MemEdge {
+    map: RefCell<HashMap<KeyHash, KeyRecord>>,
+    faults: Rc<Faults>,
+}
+
+impl MemEdge {
+    pub fn new(faults: Rc<Faults>) -> MemEdge {
+        MemEdge {
+            map: RefCell::new(HashMap::new()),
+            faults,
+        }
+    }
+
+    pub fn snapshot(&self) -> HashMap<KeyHash, KeyRecord> {
+        self.map.borrow().clone()
+    }
+
+    pub fn restore(&self, map: HashMap<KeyHash, KeyRecord>) {
+        *self.map.borrow_mut() = map;
+    }
+
+    pub fn record(&self, hash: &KeyHash) -> Option<KeyRecord> {
+        self.map.borrow().get(hash).cloned()
+    }
+}
+
+impl Edge for MemEdge {
+    async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
+        self.faults
+            .call("edge.get", || Ok(self.map.borrow().get(hash).cloned()))
+            .await
+    }
+
+    async fn put(&self, hash: &KeyHash, record: &KeyRecord, _now: Millis) -> StoreResult<()> {
+        self.faults
+            .call("edge.put", || {
+                self.map.borrow_mut().insert(*hash, record.clone());
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete(&self, hash: &KeyHash) -> StoreResult<()> {
+        self.faults
+            .call("edge.delete", || {
+                self.map.borrow_mut().remove(hash);
+                Ok(())
+            })
+            .await
+    }
+}

@@ -1,0 +1,269 @@
+//! The glue: the only code that knows it runs on Workers. It reads the clock once per request,
+//! converts the runtime's Request to a plain one (or, on the gateway's hot path, reads just the
+//! request head), hands D1 and KV to the handlers, and turns plain Responses into the runtime's.
+
+mod js;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+use worker::{Context, Date, Env};
+
+use crate::app::gateway::{self, Prepared};
+use crate::app::{lookup, route_of, App, Config, Route, State};
+use crate::core::hash::KeyHash;
+use crate::core::policy::Route as PolicyRoute;
+use crate::core::record::KeyEntry;
+use crate::core::time::Millis;
+use crate::core::usage::Due;
+use crate::core::validate::MAX_BODY_BYTES;
+use crate::http::head::Head;
+use crate::http::plain::{Request, Response};
+use crate::http::problem::{ApiError, ApiResult};
+use crate::store::d1::D1Records;
+use crate::store::kv::KvEdge;
+use crate::store::Records;
+
+/// The isolate's state, and the two answers the hot path gives most, built once.
+struct Isolate {
+    st: State,
+    invalid_token: (String, String),
+}
+
+thread_local! {
+    static ISOLATE: RefCell<Option<Rc<Isolate>>> = const { RefCell::new(None) };
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    // Secrets are bindings too: `secret` reads them, `var` the plain vars.
+    env.secret(name)
+        .ok()
+        .map(|v| v.to_string())
+        .or_else(|| env.var(name).ok().map(|v| v.to_string()))
+}
+
+fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
+    if let Some(i) = ISOLATE.with(|s| s.borrow().clone()) {
+        return Ok(i);
+    }
+    let config = Config::from_vars(&|name| var(env, name))?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
+    let st = State::new(config, seed)?;
+    js::init(&st.config.origin, &ApiError::BadGateway.body());
+    let invalid = Response::problem(&ApiError::InvalidToken, st.realm());
+    let i = Rc::new(Isolate {
+        invalid_token: (invalid.body.clone(), flat_headers(&invalid)),
+        st,
+    });
+    ISOLATE.with(|s| *s.borrow_mut() = Some(Rc::clone(&i)));
+    Ok(i)
+}
+
+fn flat_headers(r: &Response) -> String {
+    let mut out = String::new();
+    for (k, v) in &r.headers {
+        out.push_str(k);
+        out.push('\n');
+        out.push_str(v);
+        out.push('\n');
+    }
+    out
+}
+
+fn to_web(r: &Response) -> web_sys::Response {
+    if let (500, Some(_)) = (r.status, r.header("content-type")) {
+        crate::log::error(&format!("answered 500: {}", r.body));
+    }
+    js::respond(r.status, &r.body, &flat_headers(r))
+}
+
+fn problem(e: &ApiError, realm: &str) -> web_sys::Response {
+    if let ApiError::Internal(msg) = e {
+        // Server-side detail only; never contains a key secret (callers pass messages about
+        // storage or config, not request input).
+        crate::log::error(&format!("internal error: {msg}"));
+    }
+    to_web(&Response::problem(e, realm))
+}
+
+/// The fetch handler, exported directly instead of through `#[event(fetch)]`: a plain
+/// (synchronous) function that returns either a Response or a Promise of one. A key found in the
+/// per-isolate cache is decided here without the async executor, and the origin's fetch Promise
+/// goes straight back to the runtime. Only a cache miss, the verify API and the admin API run as
+/// futures. It takes the raw web_sys::Request: converting to worker::Request would cost four JS
+/// crossings (method, url, headers, cf) that the hot path does not need.
+#[wasm_bindgen]
+pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+    let ctx = Context::new(ctx);
+    let now = Date::now().as_millis() as i64;
+    let iso = match isolate(&env) {
+        Ok(i) => i,
+        Err(e) => return problem(&e, "keyward").into(),
+    };
+    let head = Head::new(js::request_head(&req));
+    match route_of(head.path()) {
+        Route::Gateway => {
+            if let Some(done) = gateway_fast(&req, &head, &env, &ctx, &iso, now) {
+                return done;
+            }
+            wasm_bindgen_futures::future_to_promise(async move {
+                Ok(gateway_slow(&req, &head, &env, &ctx, &iso, now).await)
+            })
+            .into()
+        }
+        Route::Admin | Route::Verify => wasm_bindgen_futures::future_to_promise(async move {
+            let resp = match api(&req, head, &env, &ctx, &iso, now).await {
+                Ok(r) => to_web(&r),
+                Err(e) => problem(&e, iso.st.realm()),
+            };
+            Ok(resp.into())
+        })
+        .into(),
+    }
+}
+
+async fn plain_request(req: &web_sys::Request, head: Head) -> ApiResult<Request> {
+    let body = js::read_body(req, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::bad_request("The request body could not be read."))?
+        .ok_or(ApiError::PayloadTooLarge)?;
+    let headers = js::headers(req);
+    let id = headers
+        .iter()
+        .find(|(k, _)| k == "cf-ray")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    Ok(Request {
+        method: head.method().to_owned(),
+        url: head.url().to_owned(),
+        headers,
+        body,
+        id,
+    })
+}
+
+async fn api(
+    req: &web_sys::Request,
+    head: Head,
+    env: &Env,
+    ctx: &Context,
+    iso: &Rc<Isolate>,
+    now: Millis,
+) -> ApiResult<Response> {
+    let plain = plain_request(req, head).await?;
+    let records = D1Records::new(env)?;
+    let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
+    let app = App {
+        st: &iso.st,
+        records: &records,
+        edge: &edge,
+    };
+    let (resp, used) = app.handle_api(&plain, now).await;
+    if let Some(hash) = used {
+        note_use(env, ctx, iso, &hash, now);
+    }
+    Ok(resp)
+}
+
+fn answer(r: ApiResult<JsValue>, iso: &Isolate) -> JsValue {
+    match r {
+        Ok(v) => v,
+        Err(ApiError::InvalidToken) => js::respond(401, &iso.invalid_token.0, &iso.invalid_token.1).into(),
+        Err(e) => problem(&e, iso.st.realm()).into(),
+    }
+}
+
+fn forward(req: &web_sys::Request, identity: &str) -> ApiResult<JsValue> {
+    js::forward(req, identity).map_err(|e| {
+        crate::log::error(&format!("origin fetch could not start: {e:?}"));
+        ApiError::BadGateway
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    req: &web_sys::Request,
+    env: &Env,
+    ctx: &Context,
+    iso: &Rc<Isolate>,
+    route: &PolicyRoute,
+    hash: &KeyHash,
+    entry: Option<Rc<KeyEntry>>,
+    now: Millis,
+) -> ApiResult<JsValue> {
+    let entry = gateway::authorize(route, entry, now)?;
+    note_use(env, ctx, iso, hash, now);
+    forward(req, &entry.identity)
+}
+
+/// Decides from memory: refusals that need no storage, public routes and cache hits.
+/// `None` = needs a KV read.
+fn gateway_fast(
+    req: &web_sys::Request,
+    head: &Head,
+    env: &Env,
+    ctx: &Context,
+    iso: &Rc<Isolate>,
+    now: Millis,
+) -> Option<JsValue> {
+    match gateway::prepare(&iso.st.policy, head) {
+        Err(e) => Some(answer(Err(e), iso)),
+        Ok(Prepared::Public) => Some(answer(forward(req, ""), iso)),
+        Ok(Prepared::Keyed(hash, route)) => {
+            let entry = lookup::cached(&iso.st, &hash, now)?;
+            Some(answer(finish(req, env, ctx, iso, route, &hash, entry, now), iso))
+        }
+    }
+}
+
+/// The cache-miss path: at most one KV read, then the same decision.
+async fn gateway_slow(
+    req: &web_sys::Request,
+    head: &Head,
+    env: &Env,
+    ctx: &Context,
+    iso: &Rc<Isolate>,
+    now: Millis,
+) -> JsValue {
+    let r = async {
+        match gateway::prepare(&iso.st.policy, head)? {
+            Prepared::Public => forward(req, ""),
+            Prepared::Keyed(hash, route) => {
+                let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
+                let entry = lookup::entry(&iso.st, &edge, &hash, now).await?;
+                finish(req, env, ctx, iso, route, &hash, entry, now)
+            }
+        }
+    };
+    answer(r.await, iso)
+}
+
+/// Notes a successful use; the batch decides when D1 is written (after the response, through
+/// waitUntil). The verify path never waits on D1.
+fn note_use(env: &Env, ctx: &Context, iso: &Rc<Isolate>, hash: &KeyHash, now: Millis) {
+    let due = iso.st.usage.borrow_mut().record(*hash, now);
+    if due == Due::Nothing {
+        return;
+    }
+    let Ok(db) = D1Records::new(env) else { return };
+    let iso = Rc::clone(iso);
+    ctx.wait_until(async move {
+        let batch = match due {
+            Due::Flush(b) => b,
+            Due::Timer { gen, at } => {
+                worker::Delay::from(std::time::Duration::from_millis((at - now).max(0) as u64)).await;
+                let later = Date::now().as_millis() as i64;
+                match iso.st.usage.borrow_mut().on_timer(gen, later) {
+                    Some(b) => b,
+                    None => return,
+                }
+            }
+            Due::Nothing => return,
+        };
+        if let Err(e) = db.touch_last_used(&batch).await {
+            crate::log::error(&format!("last-used write for {} keys failed: {e:?}", batch.len()));
+        }
+    });
+}
