@@ -20,7 +20,6 @@ if [ ! -f .dev.vars ]; then
 fi
 ADMIN_TOKEN="$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars | tr -d '"' | head -n1)"
 [ -n "$ADMIN_TOKEN" ] || { echo "dev: error: .dev.vars has no ADMIN_TOKEN=... line" >&2; exit 1; }
-echo "dev: ADMIN_TOKEN=$ADMIN_TOKEN"
 
 echo "dev: applying D1 migrations to $STATE"
 wrangler d1 migrations apply DB --local --persist-to "$STATE"
@@ -43,9 +42,10 @@ print_howto() {
   cat <<HOWTO
 
 dev: keyward is ready on $BASE (origin: http://127.0.0.1:$ORIGIN_PORT). Try:
-  export ADMIN_TOKEN=$ADMIN_TOKEN
-  # 1. issue a first key (the answer's "key" field is the only time you see the secret)
-  curl -X POST '$BASE/admin/v1/keys?workspace=demo' -H "authorization: Bearer \$ADMIN_TOKEN" -H 'content-type: application/json' -d '{"name":"first key","preset":"sdk"}'
+  export ADMIN_TOKEN=\$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)    # the root token, kept in .dev.vars
+  # 1. issue a key (the answer's "key" field is the only time you see the secret). Local state
+  #    persists across runs; key names are unique per workspace, so this one carries the time.
+  curl -X POST '$BASE/admin/v1/keys?workspace=demo' -H "authorization: Bearer \$ADMIN_TOKEN" -H 'content-type: application/json' -d '{"name":"first key $(date +%H%M%S)","preset":"sdk"}'
   # 2. call the gateway with it: the demo origin echoes what it received
   curl $BASE/projects/1 -H "authorization: Bearer <key>"
 

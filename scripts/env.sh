@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Environment for every keyward build, dev and test command (see /work/shared/notes/toolchain.md).
+# Environment for every keyward build, dev and test command. Without these variables worker-build
+# downloads wasm-bindgen, esbuild and wasm-opt from GitHub, which this project never relies on.
 # Source it:  . scripts/env.sh
 # It only exports variables and defines keyward_locked; it does not change shell options.
 

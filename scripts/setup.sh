@@ -30,7 +30,7 @@ else
 fi
 
 # 3. wasm-bindgen-cli, exactly the wasm-bindgen version in Cargo.lock. Without --locked: with it the
-#    install fails on a prerelease of webpki-roots (toolchain.md).
+#    install fails on a prerelease of webpki-roots that its lockfile pins.
 if [ ! -f Cargo.lock ]; then
   say "Cargo.lock missing: generating it"
   cargo generate-lockfile

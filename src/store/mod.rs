@@ -14,6 +14,7 @@ use crate::core::record::KeyRecord;
 use crate::core::scope::ScopeSet;
 use crate::core::time::Millis;
 
+pub mod conformance;
 pub mod memory;
 
 #[cfg(target_arch = "wasm32")]

@@ -10,6 +10,7 @@ use crate::TestResult;
 mod admin;
 mod authz;
 mod gateway;
+mod hardening;
 mod secrets;
 mod verify;
 
@@ -52,6 +53,31 @@ pub const ALL: &[(&str, Case)] = &[
         authz::revoke_refused_by_next_request,
     ),
     ("authz::scope_removal_immediate", authz::scope_removal_immediate),
+    (
+        "hardening::paths_an_origin_reads_differently",
+        hardening::paths_an_origin_reads_differently,
+    ),
+    (
+        "hardening::lookalike_and_override_headers_never_reach_the_origin",
+        hardening::lookalike_and_override_headers_never_reach_the_origin,
+    ),
+    (
+        "hardening::tokens_in_the_query_in_any_spelling",
+        hardening::tokens_in_the_query_in_any_spelling,
+    ),
+    (
+        "hardening::public_routes_need_no_key_and_carry_no_identity",
+        hardening::public_routes_need_no_key_and_carry_no_identity,
+    ),
+    (
+        "hardening::bodies_are_limited_before_they_are_read",
+        hardening::bodies_are_limited_before_they_are_read,
+    ),
+    ("hardening::expiries_past_2038", hardening::expiries_past_2038),
+    (
+        "hardening::concurrent_admin_calls_never_revive_a_key",
+        hardening::concurrent_admin_calls_never_revive_a_key,
+    ),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
 ];
