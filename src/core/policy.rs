@@ -30,6 +30,8 @@ struct RouteDef {
     method: String,
     path: String,
     scopes: Vec<String>,
+    #[serde(default)]
+    public: bool,
 }
 
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub struct Route {
     pub scopes: ScopeSet,
     /// Precomputed `scope="..."` value for the 403 challenge.
     pub scope_attr: String,
+    /// No key needed at all. `scopes: []` without this still needs a valid key.
+    pub public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +111,10 @@ impl Policy {
                 _ => return Err(ctx("method must be upper-case or *".into())),
             };
             let segs = compile_pattern(&def.path).map_err(ctx)?;
+            // A public route never sees a key, so scopes on it could only mislead a reader.
+            if def.public && !def.scopes.is_empty() {
+                return Err(ctx("a public route cannot require scopes".into()));
+            }
             let scopes = ScopeSet::parse(&def.scopes).map_err(|e| ctx(e.0))?;
             catalog.check_all(&scopes).map_err(|e| ctx(e.0))?;
             let scope_attr = scopes.joined();
@@ -115,6 +123,7 @@ impl Policy {
                 segs,
                 scopes,
                 scope_attr,
+                public: def.public,
             });
         }
         Ok(Policy {
@@ -346,6 +355,24 @@ mod tests {
     }
 
     #[test]
+    fn public_routes_need_no_key_and_empty_scopes_still_do() {
+        let p = policy();
+        let route = |m: &str, path: &str| p.route(m, path).unwrap().expect(path);
+        assert!(route("GET", "/health").public);
+        assert!(route("HEAD", "/health").public);
+        let echo = route("GET", "/echo/x");
+        assert!(!echo.public && echo.scopes.is_empty(), "scopes: [] means any valid key");
+        assert!(!route("GET", "/projects/1").public);
+        let base = r#"{"realm":"r","resources":{"a":[]},"presets":{},"routes":[ROUTE]}"#;
+        let ok = Policy::from_json(&base.replace(
+            "ROUTE",
+            r#"{"method":"GET","path":"/x","scopes":["a:viewer"],"public":false}"#,
+        ))
+        .unwrap();
+        assert!(!ok.route("GET", "/x").unwrap().unwrap().public);
+    }
+
+    #[test]
     fn ambiguous_paths_are_refused() {
         let p = policy();
         const BAD: bool = false;
@@ -506,6 +533,14 @@ mod tests {
                 "unknown resource",
             ),
             (r#"{"method":"GET","path":"/x","scopes":[],"extra":1}"#, "unknown field"),
+            (
+                r#"{"method":"GET","path":"/x","scopes":["a:viewer"],"public":true}"#,
+                "public route cannot require scopes",
+            ),
+            (
+                r#"{"method":"GET","path":"/x","scopes":[],"public":"yes"}"#,
+                "invalid type",
+            ),
         ] {
             let err = Policy::from_json(&base.replace("ROUTE", route)).unwrap_err();
             assert!(err.contains(why), "{route}: {err}");
