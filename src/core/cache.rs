@@ -355,7 +355,7 @@ mod tests {
 
 /// Memory at the bound, measured with a counting allocator (native test binary only).
 #[cfg(test)]
-mod memory {
+pub(crate) mod memory {
     use super::*;
     use crate::core::key::ApiKey;
     use crate::core::record::sample_record;
@@ -364,10 +364,20 @@ mod memory {
 
     struct Counting;
     static LIVE: AtomicIsize = AtomicIsize::new(0);
+    std::thread_local! {
+        // Per thread, so a test can count its own allocations while others run in parallel.
+        static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Allocations made so far by the calling thread.
+    pub(crate) fn allocations_on_this_thread() -> usize {
+        ALLOCATIONS.with(|n| n.get())
+    }
 
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, l: Layout) -> *mut u8 {
             LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
             unsafe { System.alloc(l) }
         }
         unsafe fn dealloc(&self, p: *mut u8, l: Layout) {

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::scope::{Catalog, ScopeSet};
+use super::validate::is_invisible;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,8 @@ struct RouteDef {
     method: String,
     path: String,
     scopes: Vec<String>,
+    #[serde(default)]
+    public: bool,
 }
 
 #[derive(Debug)]
@@ -49,6 +52,8 @@ pub struct Route {
     pub public: bool,
     /// Precomputed `scope="..."` value for the 403 challenge.
     pub scope_attr: String,
+    /// No key needed at all. `scopes: []` without this still needs a valid key.
+    pub public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -69,8 +74,8 @@ pub struct Policy {
 /// Why a request path is refused before matching.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PathError {
-    /// Encoded slashes/backslashes or dot segments: an origin that decodes or normalises them
-    /// differently from us could serve a route other than the one we authorised.
+    /// An origin that decodes or normalises the path differently from us could serve a route
+    /// other than the one we authorised (see `check_path` and docs/scopes.md).
     Ambiguous,
 }
 
@@ -107,6 +112,10 @@ impl Policy {
                 _ => return Err(ctx("method must be upper-case or *".into())),
             };
             let segs = compile_pattern(&def.path).map_err(ctx)?;
+            // A public route never sees a key, so scopes on it could only mislead a reader.
+            if def.public && !def.scopes.is_empty() {
+                return Err(ctx("a public route cannot require scopes".into()));
+            }
             let scopes = ScopeSet::parse(&def.scopes).map_err(|e| ctx(e.0))?;
             catalog.check_all(&scopes).map_err(|e| ctx(e.0))?;
             let scope_attr = scopes.joined();
@@ -116,6 +125,7 @@ impl Policy {
                 public: false,
                 scopes,
                 scope_attr,
+                public: def.public,
             });
         }
         Ok(Policy {
@@ -156,25 +166,136 @@ fn compile_pattern(path: &str) -> Result<Vec<Seg>, String> {
             "**" => return Err("** may only be the last segment".into()),
             "" => return Err("empty path segment".into()),
             lit if lit.contains('*') => return Err("* must be a whole segment".into()),
+            // Requests whose segments could decode to anything else are refused by `check_path`,
+            // so a literal of unreserved characters is matched exactly when the origin sees it.
+            lit if !lit.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c)) => {
+                return Err("literal segments may only use A-Z a-z 0-9 - . _ ~".into())
+            }
+            lit if lit.bytes().all(|c| c == b'.') => return Err("dot segments can never match".into()),
             lit => Seg::Lit(lit.into()),
         });
     }
     Ok(segs)
 }
 
+/// Refuses every path an origin could map to a route other than the one matched here. Routes are
+/// matched on the raw path, byte for byte, while origins decode, collapse and normalise it in
+/// their own ways (Tomcat/Spring path parameters, nginx and Spring merging `//`, IIS `%u` and
+/// best-fit conversions, Python NFKC, Node double decoding). Runs on every gateway request: a
+/// path without `%` or non-ASCII bytes is decided in one byte scan with no allocation.
 fn check_path(path: &str) -> Result<(), PathError> {
-    let lower_has = |needle: &str| {
-        path.as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    };
-    if path.contains('\\') || lower_has("%2f") || lower_has("%5c") || lower_has("%2e") {
+    let bytes = path.as_bytes();
+    let mut needs_decoding = false;
+    let mut seg_start = 0;
+    let mut dots_only = true;
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'/' => {
+                // i == 0 is the leading slash, not the end of a segment.
+                if i > 0 && (i == seg_start || dots_only) {
+                    return Err(PathError::Ambiguous);
+                }
+                seg_start = i + 1;
+                dots_only = true;
+                continue;
+            }
+            b'.' => continue,
+            b'%' => needs_decoding = true,
+            0x80.. => needs_decoding = true,
+            // `;` starts a path parameter for Tomcat/Spring (`/a/..;/b` is `/b` there); `\` is a
+            // separator on Windows and in WHATWG URLs; `?`/`#` cannot be in a parsed path at all.
+            b';' | b'\\' | b'?' | b'#' => return Err(PathError::Ambiguous),
+            c if c.is_ascii_control() => return Err(PathError::Ambiguous),
+            _ => {}
+        }
+        dots_only = false;
+    }
+    // `...` is no dot segment for RFC 3986 or WHATWG, but Windows path APIs trim trailing dots
+    // from names; no route needs a segment made only of dots, so none is allowed.
+    if seg_start < bytes.len() && dots_only {
         return Err(PathError::Ambiguous);
     }
-    if path.split('/').any(|s| s == "." || s == "..") {
+    if needs_decoding {
+        check_decoded(bytes)?;
+    }
+    Ok(())
+}
+
+/// The slow half of `check_path`: percent-decodes and looks at what an origin would see.
+fn check_decoded(bytes: &[u8]) -> Result<(), PathError> {
+    let hex = |i: usize| bytes.get(i).and_then(|&b| (b as char).to_digit(16));
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let mut b = bytes[i];
+        if b == b'%' {
+            // Anything but two hex digits (`%u002e`, a bare `%`) is decoded by some origins
+            // (IIS) and left alone by others.
+            let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
+                return Err(PathError::Ambiguous);
+            };
+            b = (hi * 16 + lo) as u8;
+            i += 3;
+            if b.is_ascii() && !encoded_ascii_is_safe(b) {
+                return Err(PathError::Ambiguous);
+            }
+        } else {
+            i += 1;
+        }
+        decoded.push(b);
+    }
+    // Overlong forms (`%c0%ae` for `.`), surrogates and stray continuation bytes are invalid
+    // UTF-8; lenient decoders turn them into `.` or `/`.
+    let text = std::str::from_utf8(&decoded).map_err(|_| PathError::Ambiguous)?;
+    if text
+        .chars()
+        .any(|c| !c.is_ascii() && (c.is_control() || is_invisible(c) || folds_to_path_syntax(c)))
+    {
         return Err(PathError::Ambiguous);
     }
     Ok(())
+}
+
+/// Whether a percent-encoded ASCII byte may stay encoded. Unreserved characters must not be
+/// encoded: RFC 3986 §6.2.2.2 lets an origin decode them, and `%70rojects` would then be
+/// `projects` there while it matches no `projects` route here. Encoded `/ \ . ; ? # %` would
+/// change the path's structure for an origin that decodes before it splits (or decodes twice:
+/// `%252e`). Controls, NUL included, end strings or lines in C and in logs.
+fn encoded_ascii_is_safe(b: u8) -> bool {
+    !(b.is_ascii_alphanumeric() || b.is_ascii_control() || b"-._~/\\;?#%".contains(&b))
+}
+
+/// Code points that some normaliser turns into path syntax (`.`, `/`, `\`, `;`, `?`, `#`, `%`).
+/// NFKC (Python's unicodedata.normalize, IDNA-style folding): every code point whose NFKC form
+/// contains one of those characters (Unicode 14, found by an exhaustive scan with Python), plus
+/// the whole fullwidth ASCII, vertical and small form blocks, whose letters also fold to ASCII.
+/// Windows best fit (IIS and other ANSI code page conversions): U+2044, U+2215, U+29F8 -> `/`;
+/// U+2216, U+29F5, U+29F9 -> `\`; U+00A5 and U+20A9 -> `\` in the Japanese and Korean pages.
+const PATH_SYNTAX_LOOKALIKES: [(char, char); 20] = [
+    ('\u{00A5}', '\u{00A5}'),
+    ('\u{037E}', '\u{037E}'),
+    ('\u{2024}', '\u{2026}'),
+    ('\u{2044}', '\u{2044}'),
+    ('\u{2047}', '\u{2049}'),
+    ('\u{20A9}', '\u{20A9}'),
+    ('\u{2100}', '\u{2101}'),
+    ('\u{2105}', '\u{2106}'),
+    ('\u{2215}', '\u{2216}'),
+    ('\u{2488}', '\u{249B}'),
+    ('\u{29F5}', '\u{29F5}'),
+    ('\u{29F8}', '\u{29F9}'),
+    ('\u{33C2}', '\u{33C2}'),
+    ('\u{33C7}', '\u{33C7}'),
+    ('\u{33D8}', '\u{33D8}'),
+    ('\u{FE10}', '\u{FE19}'),
+    ('\u{FE30}', '\u{FE30}'),
+    ('\u{FE50}', '\u{FE6B}'),
+    ('\u{FF01}', '\u{FF5E}'),
+    ('\u{1F100}', '\u{1F100}'),
+];
+
+fn folds_to_path_syntax(c: char) -> bool {
+    PATH_SYNTAX_LOOKALIKES.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 fn matches(segs: &[Seg], path: &str) -> bool {
@@ -225,7 +346,6 @@ mod tests {
             ("GET", "/deployments", Some("deployments:viewer")),
             ("GET", "/deployments/a/b/c", Some("deployments:viewer")),
             ("POST", "/agents/a1/run", Some("agents:run")),
-            ("POST", "/agents//run", None),
             ("PATCH", "/echo/anything/here", Some("")),
             ("GET", "/", None),
             ("GET", "/projectsX", None),
@@ -237,19 +357,154 @@ mod tests {
     }
 
     #[test]
+    fn public_routes_need_no_key_and_empty_scopes_still_do() {
+        let p = policy();
+        let route = |m: &str, path: &str| p.route(m, path).unwrap().expect(path);
+        assert!(route("GET", "/health").public);
+        assert!(route("HEAD", "/health").public);
+        let echo = route("GET", "/echo/x");
+        assert!(!echo.public && echo.scopes.is_empty(), "scopes: [] means any valid key");
+        assert!(!route("GET", "/projects/1").public);
+        let base = r#"{"realm":"r","resources":{"a":[]},"presets":{},"routes":[ROUTE]}"#;
+        let ok = Policy::from_json(&base.replace(
+            "ROUTE",
+            r#"{"method":"GET","path":"/x","scopes":["a:viewer"],"public":false}"#,
+        ))
+        .unwrap();
+        assert!(!ok.route("GET", "/x").unwrap().unwrap().public);
+    }
+
+    #[test]
     fn ambiguous_paths_are_refused() {
         let p = policy();
-        for bad in [
-            "/echo/..%2Fprojects",
-            "/echo/%2e%2e/projects",
-            "/echo/a\\b",
-            "/echo/../projects",
-            "/echo/./x",
-            "/echo/%5C",
-        ] {
-            assert_eq!(p.route("GET", bad).err(), Some(PathError::Ambiguous), "{bad}");
+        const BAD: bool = false;
+        const OK: bool = true;
+        let table = [
+            // Encoded separators and dots.
+            ("/echo/..%2Fprojects", BAD),
+            ("/echo/%2e%2e/projects", BAD),
+            ("/echo/a%2Eb", BAD),
+            ("/echo/%5C", BAD),
+            ("/echo/a\\b", BAD),
+            // Dot segments (the runtime removes literal ones first; these are belt and braces).
+            ("/echo/../projects", BAD),
+            ("/echo/./x", BAD),
+            ("/echo/..", BAD),
+            ("/echo/...", BAD),
+            ("/echo/..../x", BAD),
+            // Tomcat/Spring path parameters.
+            ("/projects/1/..;/..;/deployments/x", BAD),
+            ("/projects/1/.;/x", BAD),
+            ("/projects/1;x=1/files", BAD),
+            ("/echo/a;", BAD),
+            ("/echo/a%3Bb", BAD),
+            // Double encoding and malformed escapes.
+            ("/echo/%252e%252e/projects", BAD),
+            ("/echo/%252f", BAD),
+            ("/echo/%25", BAD),
+            ("/echo/%", BAD),
+            ("/echo/%4", BAD),
+            ("/echo/%zz", BAD),
+            ("/echo/%u002e%u002e/x", BAD),
+            ("/echo/%U002F", BAD),
+            // Encoded unreserved characters: equal to their decoded form per RFC 3986.
+            ("/%70rojects/1", BAD),
+            ("/echo/%41", BAD),
+            ("/echo/a%2Db", BAD),
+            ("/echo/a%7Eb", BAD),
+            // Encoded query and fragment delimiters.
+            ("/echo/a%3Fb", BAD),
+            ("/echo/a%23b", BAD),
+            // Invalid UTF-8: overlong, surrogate, stray continuation, out of range.
+            ("/echo/%c0%ae%c0%ae/x", BAD),
+            ("/echo/%c0%af", BAD),
+            ("/echo/%e0%80%ae", BAD),
+            ("/echo/%f0%80%80%ae", BAD),
+            ("/echo/%c1%9c", BAD),
+            ("/echo/%ed%a0%80", BAD),
+            ("/echo/%80", BAD),
+            ("/echo/%f5%80%80%80", BAD),
+            ("/echo/caf%C3", BAD),
+            // Lookalike dots, slashes, backslashes: encoded and raw.
+            ("/echo/%ef%bc%8e%ef%bc%8e/x", BAD),
+            ("/echo/\u{FF0E}\u{FF0E}/x", BAD),
+            ("/echo/a%EF%BC%8Fb", BAD),
+            ("/echo/a\u{FF0F}b", BAD),
+            ("/echo/a%E2%80%A4b", BAD),
+            ("/echo/a\u{FE52}b", BAD),
+            ("/echo/a%E2%88%95b", BAD),
+            ("/echo/a\u{2044}b", BAD),
+            ("/echo/a%EF%BC%BCb", BAD),
+            ("/echo/a\u{FF1B}b", BAD),
+            ("/echo/a\u{037E}b", BAD),
+            ("/echo/a\u{2100}b", BAD),
+            ("/echo/\u{00A5}", BAD),
+            ("/echo/\u{FF41}dmin", BAD),
+            // Empty segments: origins that merge `//` would see another path.
+            ("//projects/1", BAD),
+            ("/projects//1", BAD),
+            ("/echo//", BAD),
+            // Controls, NUL, invisible characters.
+            ("/echo/a%00b", BAD),
+            ("/echo/%0a", BAD),
+            ("/echo/%0D%0A", BAD),
+            ("/echo/%7F", BAD),
+            ("/echo/a\tb", BAD),
+            ("/echo/a%C2%85b", BAD),
+            ("/echo/a%E2%80%8Bb", BAD),
+            ("/echo/a\u{202E}b", BAD),
+            ("/echo/a%E2%80%A8b", BAD),
+            // Allowed.
+            ("/echo/a%20b", OK),
+            ("/echo/caf%C3%A9", OK),
+            ("/echo/caf\u{E9}", OK),
+            ("/echo/%E6%97%A5%E6%9C%AC", OK),
+            ("/projects/1", OK),
+            ("/projects/1/", OK),
+            ("/", OK),
+            ("/echo/a-b_c~d", OK),
+            ("/echo/a.b", OK),
+            ("/echo/.hidden", OK),
+            ("/echo/a..b", OK),
+            ("/echo/v1.2.3/", OK),
+            ("/echo/a%40b.com", OK),
+            ("/echo/10%3A00", OK),
+            ("/echo/a+b,c=d:e@f!$&'()*", OK),
+            ("/echo/%22q%22%3C%3E%7B%7D%60", OK),
+            ("/echo/a%2Bb%2C%3D%26", OK),
+        ];
+        assert!(table.len() >= 30);
+        for (path, ok) in table {
+            let got = p.route("GET", path);
+            if ok {
+                assert!(got.is_ok(), "{path:?} should be allowed");
+            } else {
+                assert_eq!(got.err(), Some(PathError::Ambiguous), "{path:?} should be refused");
+            }
         }
-        assert!(p.route("GET", "/echo/a%20b").is_ok());
+    }
+
+    #[test]
+    fn plain_paths_are_checked_without_allocating() {
+        use crate::core::cache::memory::allocations_on_this_thread as allocs;
+        for plain in ["/projects/42/files/a.txt", "/echo/a-b_c~d/x:y@z/", "/", "/echo/..."] {
+            let before = allocs();
+            let _ = check_path(plain);
+            assert_eq!(allocs(), before, "{plain}");
+        }
+        let before = allocs();
+        assert!(check_path("/echo/caf%C3%A9").is_ok());
+        assert!(allocs() > before, "the counter sees the slow path's buffer");
+    }
+
+    #[test]
+    fn allowed_paths_match_as_before() {
+        let p = policy();
+        assert_eq!(need(&p, "GET", "/projects/"), None, "an empty last segment is no `*`");
+        assert_eq!(need(&p, "GET", "/projects/1/").as_deref(), Some("projects:viewer"));
+        assert_eq!(p.route("POST", "/agents//run").err(), Some(PathError::Ambiguous));
+        assert_eq!(need(&p, "GET", "/projects/1/a.b").as_deref(), Some("projects:viewer"));
+        assert_eq!(need(&p, "GET", "/echo/caf%C3%A9").as_deref(), Some(""));
     }
 
     #[test]
@@ -270,11 +525,24 @@ mod tests {
             (r#"{"method":"GET","path":"x","scopes":[]}"#, "start with /"),
             (r#"{"method":"GET","path":"/**/x","scopes":[]}"#, "last segment"),
             (r#"{"method":"GET","path":"/a*","scopes":[]}"#, "whole segment"),
+            (r#"{"method":"GET","path":"/a;b","scopes":[]}"#, "A-Z a-z 0-9"),
+            (r#"{"method":"GET","path":"/a%2Fb","scopes":[]}"#, "A-Z a-z 0-9"),
+            (r#"{"method":"GET","path":"/a:b","scopes":[]}"#, "A-Z a-z 0-9"),
+            (r#"{"method":"GET","path":"/caf\u00e9","scopes":[]}"#, "A-Z a-z 0-9"),
+            (r#"{"method":"GET","path":"/x/../y","scopes":[]}"#, "dot segments"),
             (
                 r#"{"method":"GET","path":"/x","scopes":["b:viewer"]}"#,
                 "unknown resource",
             ),
             (r#"{"method":"GET","path":"/x","scopes":[],"extra":1}"#, "unknown field"),
+            (
+                r#"{"method":"GET","path":"/x","scopes":["a:viewer"],"public":true}"#,
+                "public route cannot require scopes",
+            ),
+            (
+                r#"{"method":"GET","path":"/x","scopes":[],"public":"yes"}"#,
+                "invalid type",
+            ),
         ] {
             let err = Policy::from_json(&base.replace("ROUTE", route)).unwrap_err();
             assert!(err.contains(why), "{route}: {err}");

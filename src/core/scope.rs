@@ -337,6 +337,18 @@ mod tests {
     }
 
     #[test]
+    fn printable_masks_everything_but_ascii_graphic_and_space() {
+        assert_eq!(printable("a b~"), "a b~");
+        assert_eq!(printable("a\u{7F}b"), "a?b", "DEL");
+        assert_eq!(printable("a\u{85}b"), "a?b", "NEL, a C1 line break");
+        assert_eq!(printable("evil\u{202E}txt.exe"), "evil?txt.exe", "bidi override");
+        assert_eq!(printable("\u{0}\t\n\r\u{1b}[31m"), "?????[31m");
+        assert_eq!(printable("\u{2028}\u{200B}\u{FEFF}é"), "????");
+        let long = "\u{202E}".repeat(200);
+        assert_eq!(printable(&long), "?".repeat(80), "80 characters, not 80 bytes");
+    }
+
+    #[test]
     fn sets_dedupe_sort_and_report_missing() {
         let held = ScopeSet::parse(&["projects:editor", "events:write", "projects:editor"]).unwrap();
         assert_eq!(held.to_strings(), vec!["events:write", "projects:editor"]);

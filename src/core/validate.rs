@@ -12,7 +12,40 @@ pub const MAX_METADATA_BYTES: usize = 1024;
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_GRACE_SECONDS: i64 = 365 * 86_400;
 
-/// Key names: 3-50 characters after trimming, no control characters.
+/// Unicode general category Cf (format characters), from the Unicode 15.1 Character Database
+/// (DerivedGeneralCategory.txt). They render as nothing or reorder the text around them (U+202E
+/// shows `evil\u{202E}txt.exe` as `evilexe.txt`), so a name holding one can pass for another.
+const FORMAT_CHARS: [(char, char); 21] = [
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Invisible or text-reordering characters: Unicode Cf, plus the line and paragraph separators
+/// U+2028/U+2029, which break lines in some viewers and logs although they are not `is_control`.
+pub fn is_invisible(c: char) -> bool {
+    !c.is_ascii() && (c == '\u{2028}' || c == '\u{2029}' || FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)))
+}
+
+/// Key names: 3-50 characters after trimming, no control or invisible characters.
 pub fn key_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     let n = name.chars().count();
@@ -21,6 +54,9 @@ pub fn key_name(raw: &str) -> Result<String, String> {
     }
     if name.chars().any(char::is_control) {
         return Err("name must not contain control characters".into());
+    }
+    if name.chars().any(is_invisible) {
+        return Err("name must not contain invisible or text-direction characters".into());
     }
     Ok(name.to_owned())
 }
@@ -33,6 +69,9 @@ pub fn description(raw: &str) -> Result<String, String> {
     }
     if raw.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err("description must not contain control characters".into());
+    }
+    if raw.chars().any(is_invisible) {
+        return Err("description must not contain invisible or text-direction characters".into());
     }
     Ok(raw.to_owned())
 }
@@ -153,6 +192,30 @@ mod tests {
         assert!(key_name("é€日").is_ok(), "counts characters, not bytes");
         assert!(key_name("bad\u{0}name").is_err());
         assert!(key_name("bad\nname").is_err());
+    }
+
+    #[test]
+    fn names_and_descriptions_refuse_invisible_and_bidi_characters() {
+        let invisible = "\u{202E}\u{200B}\u{200D}\u{200F}\u{202A}\u{2060}\u{2064}\u{2066}\u{2069}\u{FEFF}\u{00AD}\u{061C}\u{180E}\u{2028}\u{2029}\u{E0041}";
+        for bad in invisible.chars() {
+            let name = format!("ci{bad}deploy");
+            assert!(key_name(&name).is_err(), "name {name:?}");
+            let desc = format!("line one\n\tline{bad}two");
+            assert!(description(&desc).is_err(), "description {desc:?}");
+        }
+        assert_eq!(
+            key_name("ci\u{202E}exe.txt").unwrap_err(),
+            "name must not contain invisible or text-direction characters"
+        );
+        assert!(
+            description("line one\n\tline two").is_ok(),
+            "newline and tab stay allowed"
+        );
+        assert!(description("").is_ok());
+        for ok in ["café-deploy", "日本語のキー", "a\u{2010}b", "x\u{00A0}y"] {
+            assert!(key_name(ok).is_ok(), "{ok:?}");
+            assert!(description(ok).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

@@ -5,10 +5,7 @@ use super::problem::ApiError;
 pub fn bearer<'a>(header: Option<&'a str>, url: &str) -> Result<&'a str, ApiError> {
     // Tokens in URLs end up in logs and Referer headers; refuse rather than ignore, so the
     // client learns it leaked one (RFC 6750 §2.3 is a MAY we deliberately do not offer).
-    let in_query = url
-        .split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("access_token=")));
-    if in_query {
+    if url.split_once('?').is_some_and(|(_, q)| names_access_token(q)) {
         return Err(ApiError::InvalidAuthRequest(
             "Tokens in the query string are not accepted",
         ));
@@ -34,6 +31,37 @@ pub fn bearer<'a>(header: Option<&'a str>, url: &str) -> Result<&'a str, ApiErro
         return Err(ApiError::InvalidAuthRequest("The bearer token is empty"));
     }
     Ok(token)
+}
+
+/// Whether any parameter is named `access_token` as a form decoder would read it: percent
+/// escapes and `+` decoded, any case, split on `&` or on `;` (which some origins also accept).
+/// Allocation-free: runs on every request with a query string.
+fn names_access_token(query: &str) -> bool {
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split(['&', ';']).any(|param| {
+        let name = param.split_once('=').map_or(param, |(n, _)| n);
+        decodes_to_ignoring_case(name.as_bytes(), b"access_token")
+    })
+}
+
+fn decodes_to_ignoring_case(raw: &[u8], want: &[u8]) -> bool {
+    let hex = |i: usize| raw.get(i).and_then(|&b| (b as char).to_digit(16));
+    let (mut i, mut matched) = (0, 0);
+    while i < raw.len() {
+        let mut b = raw[i];
+        i += 1;
+        if b == b'+' {
+            b = b' ';
+        } else if let (b'%', Some(hi), Some(lo)) = (b, hex(i), hex(i + 1)) {
+            b = (hi * 16 + lo) as u8;
+            i += 2;
+        }
+        match want.get(matched) {
+            Some(w) if w.eq_ignore_ascii_case(&b) => matched += 1,
+            _ => return false,
+        }
+    }
+    matched == want.len()
 }
 
 #[cfg(test)]
@@ -71,6 +99,56 @@ mod tests {
         assert_eq!(
             bearer(Some("Bearer abc"), "https://x.test/p?my_access_token=1"),
             Ok("abc")
+        );
+    }
+
+    #[test]
+    fn any_spelling_of_an_access_token_parameter_is_refused() {
+        let refused = [
+            "access_token=x",
+            "ACCESS_TOKEN=x",
+            "Access_Token=x",
+            "access%5Ftoken=x",
+            "access%5ftoken=x",
+            "%61ccess_token=x",
+            "%41CCESS%5FTOKEN=x",
+            "x=1;access_token=y",
+            "x=1&access_token=y",
+            "x=1&&access_token",
+            "access_token",
+            "access_token=",
+            "a=1;b=2;ACCESS_TOKEN",
+            "access_token=x#frag",
+        ];
+        for q in refused {
+            let url = format!("https://x.test/p?{q}");
+            assert!(
+                matches!(bearer(Some("Bearer abc"), &url), Err(ApiError::InvalidAuthRequest(_))),
+                "{q}"
+            );
+        }
+        let allowed = [
+            "my_access_token=1",
+            "access_token_x=1",
+            "access_tokens=1",
+            "x=access_token",
+            "q=a%26access_token%3Dy",
+            "access+token=1",
+            "access%20token=1",
+            "access-token=1",
+            "access_toke=1",
+            "access_token%=1",
+            "",
+            "x#access_token=1",
+        ];
+        for q in allowed {
+            let url = format!("https://x.test/p?{q}");
+            assert_eq!(bearer(Some("Bearer abc"), &url), Ok("abc"), "{q}");
+        }
+        assert_eq!(
+            bearer(Some("Bearer abc"), "https://x.test/access_token=1"),
+            Ok("abc"),
+            "a path is no query"
         );
     }
 }

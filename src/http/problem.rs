@@ -215,7 +215,7 @@ impl ApiError {
             ApiError::AmbiguousPath => (
                 "ambiguous-path",
                 "Ambiguous path",
-                "Paths with encoded slashes, backslashes or dot segments are refused.".into(),
+                "The origin could read this path differently (encoded or lookalike separators, dot or empty segments, `;`); see docs/scopes.md.".into(),
             ),
             ApiError::MethodNotAllowed => (
                 "method-not-allowed",
