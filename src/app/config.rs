@@ -14,6 +14,9 @@ pub struct Config {
     pub kv_cache_ttl: u64,
     pub last_used_interval: Millis,
     pub admin_token: Option<String>,
+    /// KEYWARD_CONFORMANCE=1 (only the e2e harness sets it): enables the root-only route that
+    /// runs the storage conformance suite against the real D1 and KV bindings.
+    pub conformance_route: bool,
 }
 
 fn number(get: &dyn Fn(&str) -> Option<String>, name: &str, default: i64) -> Result<i64, ApiError> {
@@ -47,6 +50,7 @@ impl Config {
             kv_cache_ttl: number(get, "KV_CACHE_TTL_S", 30)? as u64,
             last_used_interval: number(get, "LAST_USED_INTERVAL_S", 60)? * SECOND,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.is_empty()),
+            conformance_route: get("KEYWARD_CONFORMANCE").as_deref() == Some("1"),
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::core::key::ApiKey;
 use crate::core::policy::{Policy, Route};
 use crate::core::record::KeyEntry;
 use crate::core::time::Millis;
-use crate::http::bearer::bearer;
+use crate::http::bearer::{bearer, overrides_method};
 use crate::http::head::Head;
 use crate::http::problem::{ApiError, ApiResult};
 
@@ -25,6 +25,9 @@ pub fn prepare<'p>(policy: &'p Policy, head: &Head) -> ApiResult<Prepared<'p>> {
     let route = policy
         .route(head.method(), head.path())
         .map_err(|_| ApiError::AmbiguousPath)?;
+    if overrides_method(head.url()) {
+        return Err(ApiError::MethodOverride);
+    }
     // The token-in-query check runs for public routes too: a leaked token must not be
     // forwarded to the origin's logs whatever the route.
     let credentials = bearer(head.auth(), head.url());

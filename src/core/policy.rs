@@ -49,7 +49,6 @@ pub struct Route {
     method: Option<Box<str>>,
     segs: Vec<Seg>,
     pub scopes: ScopeSet,
-    pub public: bool,
     /// Precomputed `scope="..."` value for the 403 challenge.
     pub scope_attr: String,
     /// No key needed at all. `scopes: []` without this still needs a valid key.
@@ -122,7 +121,6 @@ impl Policy {
             routes.push(Route {
                 method,
                 segs,
-                public: false,
                 scopes,
                 scope_attr,
                 public: def.public,

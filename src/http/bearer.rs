@@ -5,7 +5,10 @@ use super::problem::ApiError;
 pub fn bearer<'a>(header: Option<&'a str>, url: &str) -> Result<&'a str, ApiError> {
     // Tokens in URLs end up in logs and Referer headers; refuse rather than ignore, so the
     // client learns it leaked one (RFC 6750 §2.3 is a MAY we deliberately do not offer).
-    if url.split_once('?').is_some_and(|(_, q)| names_access_token(q)) {
+    if url
+        .split_once('?')
+        .is_some_and(|(_, q)| names_param(q, b"access_token"))
+    {
         return Err(ApiError::InvalidAuthRequest(
             "Tokens in the query string are not accepted",
         ));
@@ -33,15 +36,21 @@ pub fn bearer<'a>(header: Option<&'a str>, url: &str) -> Result<&'a str, ApiErro
     Ok(token)
 }
 
-/// Whether any parameter is named `access_token` as a form decoder would read it: percent
-/// escapes and `+` decoded, any case, split on `&` or on `;` (which some origins also accept).
+/// Whether any parameter is named `name` as a form decoder would read it: percent escapes and
+/// `+` decoded, any case, split on `&` or on `;` (which some origins also accept).
 /// Allocation-free: runs on every request with a query string.
-fn names_access_token(query: &str) -> bool {
+fn names_param(query: &str, name: &[u8]) -> bool {
     let query = query.split_once('#').map_or(query, |(q, _)| q);
     query.split(['&', ';']).any(|param| {
-        let name = param.split_once('=').map_or(param, |(n, _)| n);
-        decodes_to_ignoring_case(name.as_bytes(), b"access_token")
+        let n = param.split_once('=').map_or(param, |(n, _)| n);
+        decodes_to_ignoring_case(n.as_bytes(), name)
     })
+}
+
+/// A `_method` query parameter: Symfony and Laravel origins run the method it names instead of
+/// the request's (for POST), so a key allowed to POST could DELETE. Refused at the gateway.
+pub fn overrides_method(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, q)| names_param(q, b"_method"))
 }
 
 fn decodes_to_ignoring_case(raw: &[u8], want: &[u8]) -> bool {

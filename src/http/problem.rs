@@ -44,6 +44,8 @@ pub enum ApiError {
     NotFound(&'static str),
     NoRoute,
     AmbiguousPath,
+    /// A `_method` query parameter (an origin could run another method than the one authorised).
+    MethodOverride,
     MethodNotAllowed,
     Conflict {
         slug: &'static str,
@@ -136,7 +138,10 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::MissingCredentials(_) | ApiError::InvalidToken => 401,
-            ApiError::InvalidAuthRequest(_) | ApiError::BadRequest { .. } | ApiError::AmbiguousPath => 400,
+            ApiError::InvalidAuthRequest(_)
+            | ApiError::BadRequest { .. }
+            | ApiError::AmbiguousPath
+            | ApiError::MethodOverride => 400,
             ApiError::InsufficientScope { .. }
             | ApiError::ScopeEscalation { .. }
             | ApiError::WorkspaceForbidden
@@ -216,6 +221,11 @@ impl ApiError {
                 "ambiguous-path",
                 "Ambiguous path",
                 "The origin could read this path differently (encoded or lookalike separators, dot or empty segments, `;`); see docs/scopes.md.".into(),
+            ),
+            ApiError::MethodOverride => (
+                "method-override",
+                "Method override refused",
+                "A _method query parameter could make the origin run another method than the one authorised.".into(),
             ),
             ApiError::MethodNotAllowed => (
                 "method-not-allowed",
@@ -342,6 +352,7 @@ mod tests {
             ApiError::NotFound("key"),
             ApiError::NoRoute,
             ApiError::AmbiguousPath,
+            ApiError::MethodOverride,
             ApiError::MethodNotAllowed,
             ApiError::Conflict {
                 slug: "name-conflict",

@@ -81,7 +81,10 @@ impl Fixture {
 
 async fn audit_count<R: Records>(r: &R, ws: &str, key_id: &str) -> Result<usize, String> {
     let rows = r.list_audit(ws, None, 100).await.map_err(err)?;
-    Ok(rows.iter().filter(|a| a.entry.key_id.as_deref() == Some(key_id)).count())
+    Ok(rows
+        .iter()
+        .filter(|a| a.entry.key_id.as_deref() == Some(key_id))
+        .count())
 }
 
 async fn keys_round_trip<R: Records>(r: &R, f: &mut Fixture) -> Result<(), String> {
@@ -94,9 +97,18 @@ async fn keys_round_trip<R: Records>(r: &R, f: &mut Fixture) -> Result<(), Strin
     check!(got.as_ref() == Some(&k), "get_key returned {got:?}");
     let by_hash = r.get_key_by_hash(&k.hash).await.map_err(err)?;
     check!(by_hash.as_ref() == Some(&k), "get_key_by_hash returned {by_hash:?}");
-    check!(r.get_key("conf-elsewhere", &k.id).await.map_err(err)?.is_none(), "another workspace sees the key");
-    check!(r.get_key(&f.ws, "key_nope").await.map_err(err)?.is_none(), "an unknown id is found");
-    check!(audit_count(r, &f.ws, &k.id).await? == 1, "one audit entry for the insert");
+    check!(
+        r.get_key("conf-elsewhere", &k.id).await.map_err(err)?.is_none(),
+        "another workspace sees the key"
+    );
+    check!(
+        r.get_key(&f.ws, "key_nope").await.map_err(err)?.is_none(),
+        "an unknown id is found"
+    );
+    check!(
+        audit_count(r, &f.ws, &k.id).await? == 1,
+        "one audit entry for the insert"
+    );
     Ok(())
 }
 
@@ -105,20 +117,43 @@ async fn names_unique_among_current_keys<R: Records>(r: &R, f: &mut Fixture) -> 
     r.insert_key(&a, &f.audit("key.create", Some(&a))).await.map_err(err)?;
     let b = f.key("same name");
     let dup = r.insert_key(&b, &f.audit("key.create", Some(&b))).await;
-    check!(dup == Err(StoreError::NameTaken), "a second current key with the name: {dup:?}");
-    check!(r.get_key(&f.ws, &b.id).await.map_err(err)?.is_none(), "the refused insert left a row");
-    check!(audit_count(r, &f.ws, &b.id).await? == 0, "the refused insert left an audit entry");
+    check!(
+        dup == Err(StoreError::NameTaken),
+        "a second current key with the name: {dup:?}"
+    );
+    check!(
+        r.get_key(&f.ws, &b.id).await.map_err(err)?.is_none(),
+        "the refused insert left a row"
+    );
+    check!(
+        audit_count(r, &f.ws, &b.id).await? == 0,
+        "the refused insert left an audit entry"
+    );
     let revoked = a.next(|k| k.status = Status::Revoked);
-    check!(r.update_key(&revoked, 1, &f.audit("key.revoke", Some(&a))).await.map_err(err)? == Written::Applied, "revoke");
-    r.insert_key(&b, &f.audit("key.create", Some(&b))).await.map_err(|e| format!("a revoked key's name is free: {e:?}"))?;
+    check!(
+        r.update_key(&revoked, 1, &f.audit("key.revoke", Some(&a)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "revoke"
+    );
+    r.insert_key(&b, &f.audit("key.create", Some(&b)))
+        .await
+        .map_err(|e| format!("a revoked key's name is free: {e:?}"))?;
     // Renaming onto a taken name is refused and changes nothing.
     let c = f.key("other name");
     r.insert_key(&c, &f.audit("key.create", Some(&c))).await.map_err(err)?;
     let clash = c.next(|k| k.name = "same name".into());
     let res = r.update_key(&clash, 1, &f.audit("key.update", Some(&c))).await;
     check!(res == Err(StoreError::NameTaken), "rename onto a taken name: {res:?}");
-    check!(r.get_key(&f.ws, &c.id).await.map_err(err)?.map(|k| k.version) == Some(1), "the refused rename changed the row");
-    check!(audit_count(r, &f.ws, &c.id).await? == 1, "the refused rename left an audit entry");
+    check!(
+        r.get_key(&f.ws, &c.id).await.map_err(err)?.map(|k| k.version) == Some(1),
+        "the refused rename changed the row"
+    );
+    check!(
+        audit_count(r, &f.ws, &c.id).await? == 1,
+        "the refused rename left an audit entry"
+    );
     Ok(())
 }
 
@@ -126,15 +161,36 @@ async fn updates_are_conditional<R: Records>(r: &R, f: &mut Fixture) -> Result<(
     let k = f.key("conditional");
     r.insert_key(&k, &f.audit("key.create", Some(&k))).await.map_err(err)?;
     let v2 = k.next(|k| k.description = "second".into());
-    check!(r.update_key(&v2, 1, &f.audit("key.update", Some(&k))).await.map_err(err)? == Written::Applied, "v1 -> v2");
+    check!(
+        r.update_key(&v2, 1, &f.audit("key.update", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "v1 -> v2"
+    );
     let stale = k.next(|k| k.description = "lost update".into());
-    check!(r.update_key(&stale, 1, &f.audit("key.update", Some(&k))).await.map_err(err)? == Written::Stale, "a second writer from v1");
+    check!(
+        r.update_key(&stale, 1, &f.audit("key.update", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Stale,
+        "a second writer from v1"
+    );
     let mut skip = v2.next(|k| k.description = "jump".into());
     skip.version = 9;
-    check!(r.update_key(&skip, 2, &f.audit("key.update", Some(&k))).await.map_err(err)? == Written::Stale, "a version jump");
+    check!(
+        r.update_key(&skip, 2, &f.audit("key.update", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Stale,
+        "a version jump"
+    );
     let got = r.get_key(&f.ws, &k.id).await.map_err(err)?.ok_or("row gone")?;
     check!(got == v2, "row after a stale write: {got:?}");
-    check!(audit_count(r, &f.ws, &k.id).await? == 2, "audit entries only for writes that applied");
+    check!(
+        audit_count(r, &f.ws, &k.id).await? == 2,
+        "audit entries only for writes that applied"
+    );
     Ok(())
 }
 
@@ -142,28 +198,70 @@ async fn final_statuses_stay_final<R: Records>(r: &R, f: &mut Fixture) -> Result
     let k = f.key("final");
     r.insert_key(&k, &f.audit("key.create", Some(&k))).await.map_err(err)?;
     let off = k.next(|k| k.status = Status::Disabled);
-    check!(r.update_key(&off, 1, &f.audit("key.update", Some(&k))).await.map_err(err)? == Written::Applied, "disable");
+    check!(
+        r.update_key(&off, 1, &f.audit("key.update", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "disable"
+    );
     let on = off.next(|k| k.status = Status::Active);
-    check!(r.update_key(&on, 2, &f.audit("key.update", Some(&k))).await.map_err(err)? == Written::Applied, "re-enable");
+    check!(
+        r.update_key(&on, 2, &f.audit("key.update", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "re-enable"
+    );
     let revoked = on.next(|k| {
         k.status = Status::Revoked;
         k.revoked_at = Some(f.now);
     });
-    check!(r.update_key(&revoked, 3, &f.audit("key.revoke", Some(&k))).await.map_err(err)? == Written::Applied, "revoke");
+    check!(
+        r.update_key(&revoked, 3, &f.audit("key.revoke", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "revoke"
+    );
     let back = revoked.next(|k| k.status = Status::Active);
-    check!(r.update_key(&back, 4, &f.audit("key.update", Some(&k))).await.map_err(err)? == Written::Stale, "revoked -> active applied");
+    check!(
+        r.update_key(&back, 4, &f.audit("key.update", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Stale,
+        "revoked -> active applied"
+    );
     let gone = revoked.next(|k| k.status = Status::Deleted);
-    check!(r.update_key(&gone, 4, &f.audit("key.delete", Some(&k))).await.map_err(err)? == Written::Applied, "revoked -> deleted");
+    check!(
+        r.update_key(&gone, 4, &f.audit("key.delete", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "revoked -> deleted"
+    );
     let again = gone.next(|k| k.status = Status::Revoked);
-    check!(r.update_key(&again, 5, &f.audit("key.revoke", Some(&k))).await.map_err(err)? == Written::Stale, "deleted -> revoked applied");
-    let got = r.get_key(&f.ws, &k.id).await.map_err(err)?.ok_or("a deleted key keeps its tombstone row")?;
+    check!(
+        r.update_key(&again, 5, &f.audit("key.revoke", Some(&k)))
+            .await
+            .map_err(err)?
+            == Written::Stale,
+        "deleted -> revoked applied"
+    );
+    let got = r
+        .get_key(&f.ws, &k.id)
+        .await
+        .map_err(err)?
+        .ok_or("a deleted key keeps its tombstone row")?;
     check!(got.status == Status::Deleted && got.version == 5, "{got:?}");
     Ok(())
 }
 
 async fn rotation_is_all_or_nothing<R: Records>(r: &R, f: &mut Fixture) -> Result<(), String> {
     let old = f.key("rotated");
-    r.insert_key(&old, &f.audit("key.create", Some(&old))).await.map_err(err)?;
+    r.insert_key(&old, &f.audit("key.create", Some(&old)))
+        .await
+        .map_err(err)?;
     let mut new = f.key("rotated");
     new.rotated_from = Some(old.id.clone());
     let old_after = old.next(|k| {
@@ -172,12 +270,36 @@ async fn rotation_is_all_or_nothing<R: Records>(r: &R, f: &mut Fixture) -> Resul
     });
     let mut stale_old = old_after.clone();
     stale_old.version = 7;
-    check!(r.rotate(&stale_old, 6, &new, &f.audit("key.rotate", Some(&old))).await.map_err(err)? == Written::Stale, "stale rotate");
-    check!(r.get_key(&f.ws, &new.id).await.map_err(err)?.is_none(), "a stale rotation inserted the successor");
-    check!(r.rotate(&old_after, 1, &new, &f.audit("key.rotate", Some(&old))).await.map_err(err)? == Written::Applied, "rotate");
-    check!(r.get_key(&f.ws, &new.id).await.map_err(err)? == Some(new.clone()), "successor row");
-    check!(r.get_key(&f.ws, &old.id).await.map_err(err)? == Some(old_after.clone()), "old row after rotation");
-    check!(audit_count(r, &f.ws, &old.id).await? == 2, "one audit entry for the rotation");
+    check!(
+        r.rotate(&stale_old, 6, &new, &f.audit("key.rotate", Some(&old)))
+            .await
+            .map_err(err)?
+            == Written::Stale,
+        "stale rotate"
+    );
+    check!(
+        r.get_key(&f.ws, &new.id).await.map_err(err)?.is_none(),
+        "a stale rotation inserted the successor"
+    );
+    check!(
+        r.rotate(&old_after, 1, &new, &f.audit("key.rotate", Some(&old)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "rotate"
+    );
+    check!(
+        r.get_key(&f.ws, &new.id).await.map_err(err)? == Some(new.clone()),
+        "successor row"
+    );
+    check!(
+        r.get_key(&f.ws, &old.id).await.map_err(err)? == Some(old_after.clone()),
+        "old row after rotation"
+    );
+    check!(
+        audit_count(r, &f.ws, &old.id).await? == 2,
+        "one audit entry for the rotation"
+    );
     Ok(())
 }
 
@@ -193,22 +315,34 @@ async fn listing_pages_and_filters<R: Records>(r: &R, f: &mut Fixture) -> Result
         ids.push(k);
     }
     let revoked = ids[2].next(|k| k.status = Status::Revoked);
-    r.update_key(&revoked, 1, &f.audit("key.revoke", Some(&ids[2]))).await.map_err(err)?;
+    r.update_key(&revoked, 1, &f.audit("key.revoke", Some(&ids[2])))
+        .await
+        .map_err(err)?;
     let deleted = ids[3].next(|k| k.status = Status::Deleted);
-    r.update_key(&deleted, 1, &f.audit("key.delete", Some(&ids[3]))).await.map_err(err)?;
+    r.update_key(&deleted, 1, &f.audit("key.delete", Some(&ids[3])))
+        .await
+        .map_err(err)?;
     let disabled = ids[4].next(|k| k.status = Status::Disabled);
-    r.update_key(&disabled, 1, &f.audit("key.update", Some(&ids[4]))).await.map_err(err)?;
+    r.update_key(&disabled, 1, &f.audit("key.update", Some(&ids[4])))
+        .await
+        .map_err(err)?;
     let names = |v: &[Key]| v.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
     let all = r.list_keys(&ws, ListFilter::All, None, 100, f.now).await.map_err(err)?;
     let listed: Vec<String> = names(&all).into_iter().filter(|n| n.starts_with("listed")).collect();
-    check!(listed == ["listed 4", "listed 2", "listed 1", "listed 0"], "newest first, deleted left out: {listed:?}");
+    check!(
+        listed == ["listed 4", "listed 2", "listed 1", "listed 0"],
+        "newest first, deleted left out: {listed:?}"
+    );
     let page1 = r.list_keys(&ws, ListFilter::All, None, 2, f.now).await.map_err(err)?;
     let last = page1.last().ok_or("empty first page")?;
     let cursor = KeyCursor {
         created_at: last.created_at,
         id: last.id.clone(),
     };
-    let page2 = r.list_keys(&ws, ListFilter::All, Some(&cursor), 2, f.now).await.map_err(err)?;
+    let page2 = r
+        .list_keys(&ws, ListFilter::All, Some(&cursor), 2, f.now)
+        .await
+        .map_err(err)?;
     check!(page1.len() == 2 && page2.len() == 2, "pages of 2");
     check!(page2.iter().all(|k| !page1.contains(k)), "pages overlap");
     for (filter, want) in [
@@ -223,8 +357,14 @@ async fn listing_pages_and_filters<R: Records>(r: &R, f: &mut Fixture) -> Result
         // The SQL filter and core::model::liveness must agree.
     }
     let walked = r.keys_after(&ws, "", 100).await.map_err(err)?;
-    check!(walked.windows(2).all(|w| w[0].id < w[1].id), "keys_after is ordered by id");
-    check!(walked.iter().any(|k| k.status == Status::Deleted), "keys_after includes tombstones");
+    check!(
+        walked.windows(2).all(|w| w[0].id < w[1].id),
+        "keys_after is ordered by id"
+    );
+    check!(
+        walked.iter().any(|k| k.status == Status::Deleted),
+        "keys_after includes tombstones"
+    );
     let after = r.keys_after(&ws, &walked[0].id, 1).await.map_err(err)?;
     check!(after.len() == 1 && after[0].id == walked[1].id, "keys_after pages");
     Ok(())
@@ -234,13 +374,25 @@ async fn last_used_only_rises<R: Records>(r: &R, f: &mut Fixture) -> Result<(), 
     let k = f.key("used");
     r.insert_key(&k, &f.audit("key.create", Some(&k))).await.map_err(err)?;
     let other = f.key("used too");
-    r.insert_key(&other, &f.audit("key.create", Some(&other))).await.map_err(err)?;
-    r.touch_last_used(&[(k.hash, f.now + 5), (other.hash, f.now + 9)]).await.map_err(err)?;
+    r.insert_key(&other, &f.audit("key.create", Some(&other)))
+        .await
+        .map_err(err)?;
+    r.touch_last_used(&[(k.hash, f.now + 5), (other.hash, f.now + 9)])
+        .await
+        .map_err(err)?;
     r.touch_last_used(&[(k.hash, f.now + 1)]).await.map_err(err)?;
     let got = r.get_key(&f.ws, &k.id).await.map_err(err)?.ok_or("row")?;
-    check!(got.last_used_at == Some(f.now + 5), "last_used_at {:?}", got.last_used_at);
+    check!(
+        got.last_used_at == Some(f.now + 5),
+        "last_used_at {:?}",
+        got.last_used_at
+    );
     let got = r.get_key(&f.ws, &other.id).await.map_err(err)?.ok_or("row")?;
-    check!(got.last_used_at == Some(f.now + 9), "each key its own time: {:?}", got.last_used_at);
+    check!(
+        got.last_used_at == Some(f.now + 9),
+        "each key its own time: {:?}",
+        got.last_used_at
+    );
     check!(got.version == 1, "last-used writes do not bump the version");
     Ok(())
 }
@@ -251,21 +403,53 @@ async fn presets_and_audit<R: Records>(r: &R, f: &mut Fixture) -> Result<(), Str
         description: "d".into(),
         scopes: ScopeSet::parse(&["events:write"]).unwrap_or_default(),
     };
-    r.insert_preset(&f.ws, &p, f.now, &f.audit("preset.create", None)).await.map_err(err)?;
+    r.insert_preset(&f.ws, &p, f.now, &f.audit("preset.create", None))
+        .await
+        .map_err(err)?;
     let dup = r.insert_preset(&f.ws, &p, f.now, &f.audit("preset.create", None)).await;
     check!(dup == Err(StoreError::NameTaken), "duplicate preset: {dup:?}");
-    check!(r.get_preset(&f.ws, "conf-preset").await.map_err(err)? == Some(p.clone()), "get_preset");
-    check!(r.list_presets(&f.ws).await.map_err(err)? == vec![p.clone()], "list_presets");
-    check!(r.get_preset("conf-elsewhere", "conf-preset").await.map_err(err)?.is_none(), "preset isolation");
+    check!(
+        r.get_preset(&f.ws, "conf-preset").await.map_err(err)? == Some(p.clone()),
+        "get_preset"
+    );
+    check!(
+        r.list_presets(&f.ws).await.map_err(err)? == vec![p.clone()],
+        "list_presets"
+    );
+    check!(
+        r.get_preset("conf-elsewhere", "conf-preset")
+            .await
+            .map_err(err)?
+            .is_none(),
+        "preset isolation"
+    );
     let before = r.list_audit(&f.ws, None, 100).await.map_err(err)?.len();
-    check!(r.delete_preset(&f.ws, "conf-preset", &f.audit("preset.delete", None)).await.map_err(err)? == Written::Applied, "delete");
-    check!(r.delete_preset(&f.ws, "conf-preset", &f.audit("preset.delete", None)).await.map_err(err)? == Written::Stale, "delete twice");
+    check!(
+        r.delete_preset(&f.ws, "conf-preset", &f.audit("preset.delete", None))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "delete"
+    );
+    check!(
+        r.delete_preset(&f.ws, "conf-preset", &f.audit("preset.delete", None))
+            .await
+            .map_err(err)?
+            == Written::Stale,
+        "delete twice"
+    );
     let rows = r.list_audit(&f.ws, None, 100).await.map_err(err)?;
-    check!(rows.len() == before + 1, "an audit entry only for the delete that applied");
+    check!(
+        rows.len() == before + 1,
+        "an audit entry only for the delete that applied"
+    );
     check!(rows.windows(2).all(|w| w[0].id > w[1].id), "audit newest first");
     let page = r.list_audit(&f.ws, Some(rows[0].id), 1).await.map_err(err)?;
     check!(page.len() == 1 && page[0].id == rows[1].id, "audit paging");
-    check!(r.list_audit("conf-elsewhere", None, 10).await.map_err(err)?.is_empty(), "audit isolation");
+    check!(
+        r.list_audit("conf-elsewhere", None, 10).await.map_err(err)?.is_empty(),
+        "audit isolation"
+    );
     Ok(())
 }
 
@@ -295,10 +479,16 @@ pub async fn run<R: Records, E: Edge>(r: &R, e: &E, ws: &str, now: Millis) -> Ve
     };
     vec![
         ("keys_round_trip", keys_round_trip(r, &mut f).await),
-        ("names_unique_among_current_keys", names_unique_among_current_keys(r, &mut f).await),
+        (
+            "names_unique_among_current_keys",
+            names_unique_among_current_keys(r, &mut f).await,
+        ),
         ("updates_are_conditional", updates_are_conditional(r, &mut f).await),
         ("final_statuses_stay_final", final_statuses_stay_final(r, &mut f).await),
-        ("rotation_is_all_or_nothing", rotation_is_all_or_nothing(r, &mut f).await),
+        (
+            "rotation_is_all_or_nothing",
+            rotation_is_all_or_nothing(r, &mut f).await,
+        ),
         ("listing_pages_and_filters", listing_pages_and_filters(r, &mut f).await),
         ("last_used_only_rises", last_used_only_rises(r, &mut f).await),
         ("presets_and_audit", presets_and_audit(r, &mut f).await),

@@ -174,6 +174,7 @@ impl WranglerDev {
             .arg(&state_dir)
             .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
             .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
+            .args(["--var", "KEYWARD_CONFORMANCE:1"])
             .arg("--show-interactive-dev-session=false")
             .current_dir(root)
             .envs(env)

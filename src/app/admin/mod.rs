@@ -184,6 +184,17 @@ fn resolve_workspace(actor: &Actor, requested: Option<&str>) -> ApiResult<String
     }
 }
 
+/// The storage contract run against the deployment's own stores, in the named workspace (which
+/// should be fresh: the suite leaves its rows behind). Test deployments only.
+async fn conformance<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
+    let results = crate::store::conformance::run(a.app.records, a.app.edge, &a.workspace, a.now).await;
+    let items: Vec<Value> = results
+        .into_iter()
+        .map(|(name, r)| serde_json::json!({"name": name, "ok": r.is_ok(), "error": r.err()}))
+        .collect();
+    Ok(Response::json(200, &serde_json::json!({ "results": items })))
+}
+
 pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now: Millis) -> ApiResult<Response> {
     let actor = authenticate(app, req, now).await?;
     let query = query_pairs(&req.url);
@@ -213,6 +224,9 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
         ("DELETE", ["presets", name]) => presets::delete(&a, name).await,
         ("GET", ["audit"]) => audit::list(&a).await,
         ("POST", ["reconcile"]) => reconcile::run(&a).await,
+        ("POST", ["_conformance"]) if app.st.config.conformance_route && matches!(a.actor, Actor::Root) => {
+            conformance(&a).await
+        }
         (
             _,
             ["keys"]

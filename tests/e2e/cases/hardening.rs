@@ -71,10 +71,16 @@ pub fn paths_an_origin_reads_differently(ctx: &Ctx) -> TestResult {
                 ensure_eq!(got.len(), 1, "{method} {target}: requests the origin received for {p}");
             }
             None => {
-                let leaked: Vec<_> = ctx.origin.requests().into_iter().filter(|r| r.path.contains(&n)).collect();
+                let leaked: Vec<_> = ctx
+                    .origin
+                    .requests()
+                    .into_iter()
+                    .filter(|r| r.path.contains(&n))
+                    .collect();
                 ensure!(leaked.is_empty(), "{method} {target} reached the origin: {leaked:?}");
                 if *status == 400 {
-                    resp.expect_problem(400, Some("ambiguous-path")).context(format_args!("{target}"))?;
+                    resp.expect_problem(400, Some("ambiguous-path"))
+                        .context(format_args!("{target}"))?;
                 }
             }
         }
@@ -112,7 +118,10 @@ pub fn lookalike_and_override_headers_never_reach_the_origin(ctx: &Ctx) -> TestR
         }
         ensure_eq!(got.header(&lower)?, None, "{name} reached the origin");
     }
-    ensure!(!got.contains("6.6.6.6") && !got.contains("evil.test") && !got.contains("forged"), "{got:?}");
+    ensure!(
+        !got.contains("6.6.6.6") && !got.contains("evil.test") && !got.contains("forged"),
+        "{got:?}"
+    );
     ensure_eq!(got.header("x-custom")?, Some("kept"), "ordinary headers pass");
     // X-Forwarded-For is keyward's: the client address the platform saw (CF-Connecting-IP).
     ensure_eq!(got.header("x-forwarded-for")?, Some("127.0.0.1"), "x-forwarded-for");
@@ -133,7 +142,8 @@ pub fn tokens_in_the_query_in_any_spelling(ctx: &Ctx) -> TestResult {
     ] {
         let path = format!("/echo/{}?{q}", ctx.nonce());
         let resp = ctx.raw_request("GET", &path, &[("authorization", &auth)])?;
-        resp.expect_problem(400, Some("invalid-request")).context(format_args!("?{q}"))?;
+        resp.expect_problem(400, Some("invalid-request"))
+            .context(format_args!("?{q}"))?;
         expect_not_forwarded(ctx, path.split('?').next().unwrap_or(""))?;
     }
     let path = format!("/echo/{}", ctx.nonce());
@@ -177,22 +187,31 @@ pub fn bodies_are_limited_before_they_are_read(ctx: &Ctx) -> TestResult {
         &[("content-type", "application/json")],
         Body::Chunked(&big),
     )?;
-    chunked.expect_problem(413, Some("payload-too-large")).context("chunked 1 MiB")?;
+    chunked
+        .expect_problem(413, Some("payload-too-large"))
+        .context("chunked 1 MiB")?;
     let declared = ctx.request(
         "POST",
         "/v1/keys/verify",
         &[("content-type", "application/json")],
         Body::Bytes(&big[..17 * 1024]),
     )?;
-    declared.expect_problem(413, Some("payload-too-large")).context("17 KiB with Content-Length")?;
+    declared
+        .expect_problem(413, Some("payload-too-large"))
+        .context("17 KiB with Content-Length")?;
     let ws = ctx.workspace("limits");
     let admin = ctx.request(
         "POST",
         &format!("/admin/v1/keys?workspace={ws}"),
-        &[("authorization", &bearer(&ctx.admin_token)), ("content-type", "application/json")],
+        &[
+            ("authorization", &bearer(&ctx.admin_token)),
+            ("content-type", "application/json"),
+        ],
         Body::Chunked(&big),
     )?;
-    admin.expect_problem(413, Some("payload-too-large")).context("admin, chunked")?;
+    admin
+        .expect_problem(413, Some("payload-too-large"))
+        .context("admin, chunked")?;
     // Arrays are not the documented object, here as on the admin API.
     let arr = ctx.request(
         "POST",
@@ -227,7 +246,9 @@ pub fn expiries_past_2038(ctx: &Ctx) -> TestResult {
     )?;
     patched.expect_status(200)?;
     let refused = ctx.gateway("GET", &format!("/projects/{}", ctx.nonce()), &key)?;
-    refused.expect_problem(403, Some("insufficient-scope")).context("the edge follows the PATCH")?;
+    refused
+        .expect_problem(403, Some("insufficient-scope"))
+        .context("the edge follows the PATCH")?;
     let out = ctx
         .admin("POST", &format!("/admin/v1/reconcile?workspace={ws}"), None)?
         .expect_json(200)?;
@@ -239,16 +260,31 @@ pub fn expiries_past_2038(ctx: &Ctx) -> TestResult {
 /// the record calls revoked or deleted is refused at the gateway, every time.
 pub fn concurrent_admin_calls_never_revive_a_key(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("race");
-    type Pair = (&'static str, fn(&str) -> (String, String, Option<Value>), fn(&str) -> (String, String, Option<Value>));
-    let patch: fn(&str) -> (String, String, Option<Value>) =
-        |id| ("PATCH".into(), format!("/admin/v1/keys/{id}"), Some(json!({"description": "edited"})));
-    let delete: fn(&str) -> (String, String, Option<Value>) = |id| ("DELETE".into(), format!("/admin/v1/keys/{id}"), None);
+    type Pair = (
+        &'static str,
+        fn(&str) -> (String, String, Option<Value>),
+        fn(&str) -> (String, String, Option<Value>),
+    );
+    let patch: fn(&str) -> (String, String, Option<Value>) = |id| {
+        (
+            "PATCH".into(),
+            format!("/admin/v1/keys/{id}"),
+            Some(json!({"description": "edited"})),
+        )
+    };
+    let delete: fn(&str) -> (String, String, Option<Value>) =
+        |id| ("DELETE".into(), format!("/admin/v1/keys/{id}"), None);
     let revoke: fn(&str) -> (String, String, Option<Value>) =
         |id| ("POST".into(), format!("/admin/v1/keys/{id}/revoke"), None);
     let rotate: fn(&str) -> (String, String, Option<Value>) =
         |id| ("POST".into(), format!("/admin/v1/keys/{id}/rotate"), Some(json!({})));
-    let rotate_grace: fn(&str) -> (String, String, Option<Value>) =
-        |id| ("POST".into(), format!("/admin/v1/keys/{id}/rotate"), Some(json!({"grace_seconds": 600})));
+    let rotate_grace: fn(&str) -> (String, String, Option<Value>) = |id| {
+        (
+            "POST".into(),
+            format!("/admin/v1/keys/{id}/rotate"),
+            Some(json!({"grace_seconds": 600})),
+        )
+    };
     let pairs: [Pair; 4] = [
         ("patch+delete", patch, delete),
         ("rotate(grace)+delete", rotate_grace, delete),
@@ -258,7 +294,10 @@ pub fn concurrent_admin_calls_never_revive_a_key(ctx: &Ctx) -> TestResult {
     let mut trials = Vec::new();
     for round in 0..50 {
         for (name, a, b) in pairs {
-            let (key, obj) = ctx.create_key(&ws, json!({"name": format!("race {round} {name}"), "scopes": ["projects:viewer"]}))?;
+            let (key, obj) = ctx.create_key(
+                &ws,
+                json!({"name": format!("race {round} {name}"), "scopes": ["projects:viewer"]}),
+            )?;
             trials.push((name, a, b, key, str_field(&obj, "id")?.to_owned()));
         }
     }
@@ -315,7 +354,26 @@ pub fn concurrent_admin_calls_never_revive_a_key(ctx: &Ctx) -> TestResult {
         }
     }
     ensure!(server_errors.is_empty(), "5xx answers: {server_errors:?}");
-    ensure!(revived.is_empty(), "{} of {} keys revived: {revived:?}", revived.len(), trials.len());
+    ensure!(
+        revived.is_empty(),
+        "{} of {} keys revived: {revived:?}",
+        revived.len(),
+        trials.len()
+    );
     eprintln!("e2e: {} concurrent admin pairs, 0 revived keys", trials.len());
+    Ok(())
+}
+
+/// The storage contract (src/store/conformance.rs), run by the worker against local D1 and KV:
+/// the same suite `cargo test` runs against the in-memory stores.
+pub fn store_conformance_on_d1_and_kv(ctx: &Ctx) -> TestResult {
+    let ws = ctx.workspace("conformance");
+    let out = ctx
+        .admin("POST", &format!("/admin/v1/_conformance?workspace={ws}"), None)?
+        .expect_json(200)?;
+    let results = out["results"].as_array().cloned().unwrap_or_default();
+    ensure_eq!(results.len(), 9, "contract items run: {out}");
+    let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != json!(true)).collect();
+    ensure!(failed.is_empty(), "D1/KV break the store contract: {failed:?}");
     Ok(())
 }

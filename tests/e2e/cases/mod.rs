@@ -75,6 +75,10 @@ pub const ALL: &[(&str, Case)] = &[
     ),
     ("hardening::expiries_past_2038", hardening::expiries_past_2038),
     (
+        "hardening::store_conformance_on_d1_and_kv",
+        hardening::store_conformance_on_d1_and_kv,
+    ),
+    (
         "hardening::concurrent_admin_calls_never_revive_a_key",
         hardening::concurrent_admin_calls_never_revive_a_key,
     ),
