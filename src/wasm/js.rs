@@ -7,8 +7,10 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(inline_js = r#"
 let ORIGIN = '';
 let BAD_GATEWAY = '';
-export function kw_init(origin, badGateway) {
+let BAD_GATEWAY_STATUS = 502;
+export function kw_init(origin, badGatewayStatus, badGateway) {
   ORIGIN = origin;
+  BAD_GATEWAY_STATUS = badGatewayStatus;
   BAD_GATEWAY = badGateway;
 }
 
@@ -43,7 +45,7 @@ export function kw_forward(req, identity) {
   }
   return fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' }).catch((e) => {
     console.error('origin fetch failed: ' + e);
-    return new Response(BAD_GATEWAY, { status: 502, headers: { 'content-type': 'application/problem+json' } });
+    return new Response(BAD_GATEWAY, { status: BAD_GATEWAY_STATUS, headers: { 'content-type': 'application/problem+json' } });
   });
 }
 
@@ -67,8 +69,9 @@ export function kw_headers(req) {
   return out;
 }
 
-// Reads at most `limit` bytes: a declared Content-Length above it is refused unread, and a
-// stream (chunked, or lying about its length) is cancelled as soon as it passes the limit.
+// Reads at most `limit` bytes (plus the chunk that passes it): a declared Content-Length above it
+// is refused unread, and a stream (chunked, or lying about its length) is no longer read once it
+// passes the limit.
 // null = too large.
 export async function kw_read_body(req, limit) {
   const len = req.headers.get('content-length');
@@ -82,7 +85,10 @@ export async function kw_read_body(req, limit) {
     if (done) break;
     total += value.byteLength;
     if (total > limit) {
-      await reader.cancel();
+      // Stop reading without cancelling: the runtime discards the rest of the upload once the
+      // 413 is sent, and a cancelled request stream makes local wrangler's proxy drop the
+      // connection instead of delivering the answer.
+      reader.releaseLock();
       return null;
     }
     chunks.push(value);
@@ -100,7 +106,7 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn kw_forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValue>;
 
-    fn kw_init(origin: &str, bad_gateway_body: &str);
+    fn kw_init(origin: &str, bad_gateway_status: u16, bad_gateway_body: &str);
 
     fn kw_respond(status: u16, body: &str, headers: &str) -> web_sys::Response;
 
@@ -144,9 +150,10 @@ pub fn forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValu
     kw_forward(req, identity)
 }
 
-/// Once per isolate: the origin, and the body JS answers with on its own when the origin fails.
-pub fn init(origin: &str, bad_gateway_body: &str) {
-    kw_init(origin, bad_gateway_body);
+/// Once per isolate: the origin, and the answer JS gives on its own when the origin fails (status
+/// and body decided by ApiError::BadGateway).
+pub fn init(origin: &str, bad_gateway_status: u16, bad_gateway_body: &str) {
+    kw_init(origin, bad_gateway_status, bad_gateway_body);
 }
 
 /// `headers`: `name\nvalue\n...` pairs; status 204 sends no body.

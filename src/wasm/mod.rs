@@ -51,7 +51,11 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
     let st = State::new(config, seed)?;
-    js::init(&st.config.origin, &ApiError::BadGateway.body());
+    js::init(
+        &st.config.origin,
+        ApiError::BadGateway.status(),
+        &ApiError::BadGateway.body(),
+    );
     let invalid = Response::problem(&ApiError::InvalidToken, st.realm());
     let i = Rc::new(Isolate {
         invalid_token: (invalid.body.clone(), flat_headers(&invalid)),
