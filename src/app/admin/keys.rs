@@ -302,6 +302,25 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     Ok(Response::json(200, &key_json(&after, a.now)))
 }
 
+/// Deactivate (`Disabled`) or reactivate (`Active`) a key: reversible, unlike revoke. A disabled
+/// key answers at the edge exactly like an unknown one.
+pub async fn set_active<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str, active: bool) -> ApiResult<Response> {
+    let _: EmptyBody = a.optional_body()?;
+    let before = load(a, id).await?;
+    a.ensure_can_manage(&before)?;
+    if before.status == Status::Revoked {
+        return Err(revoked_conflict(if active { "reactivated" } else { "deactivated" }));
+    }
+    let want = if active { Status::Active } else { Status::Disabled };
+    if before.status == want {
+        return Ok(Response::json(200, &key_json(&before, a.now)));
+    }
+    let after = before.next(|k| k.status = want);
+    let action = if active { "key.reactivate" } else { "key.deactivate" };
+    sync::update(a.app, &before, &after, &a.audit(action, Some(&after.id), json!({"name": after.name})), a.now).await?;
+    Ok(Response::json(200, &key_json(&after, a.now)))
+}
+
 pub async fn revoke<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
     let _: EmptyBody = a.optional_body()?;
     let row = load(a, id).await?;

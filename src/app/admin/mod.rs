@@ -219,6 +219,8 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
         ("DELETE", ["keys", id]) => keys::delete(&a, id).await,
         ("POST", ["keys", id, "revoke"]) => keys::revoke(&a, id).await,
         ("POST", ["keys", id, "rotate"]) => keys::rotate(&a, id).await,
+        ("POST", ["keys", id, "deactivate"]) => keys::set_active(&a, id, false).await,
+        ("POST", ["keys", id, "reactivate"]) => keys::set_active(&a, id, true).await,
         ("GET", ["presets"]) => presets::list(&a).await,
         ("POST", ["presets"]) => presets::create(&a).await,
         ("DELETE", ["presets", name]) => presets::delete(&a, name).await,
@@ -231,7 +233,7 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
             _,
             ["keys"]
             | ["keys", _]
-            | ["keys", _, "revoke" | "rotate"]
+            | ["keys", _, "revoke" | "rotate" | "deactivate" | "reactivate"]
             | ["presets"]
             | ["presets", _]
             | ["audit"]

@@ -24,9 +24,13 @@ pub enum Op {
     PresetCreate,
     PresetDelete,
     Reconcile,
+    Deactivate,
+    Reactivate,
 }
 
-pub const ALL_OPS: [Op; 12] = [
+pub const ALL_OPS: [Op; 14] = [
+    Op::Deactivate,
+    Op::Reactivate,
     Op::Create,
     Op::PatchNarrow,
     Op::PatchWiden,
@@ -47,6 +51,8 @@ pub struct Seeded {
     /// A key whose revocation reached the edge (tombstone) but not the record.
     pub half_revoked: String,
     pub half_revoked_secret: String,
+    /// A deactivated key.
+    pub disabled: String,
     /// Every secret handed out so far.
     pub secrets: Vec<String>,
 }
@@ -79,9 +85,12 @@ pub fn seed(w: &World) -> Seeded {
         .status,
         201
     );
+    let (disabled, ds) = w.create_key("disabled", &["projects:viewer"]);
+    assert_eq!(w.admin("POST", &format!("/admin/v1/keys/{disabled}/deactivate"), None).status, 200);
     w.advance(1000);
     Seeded {
-        secrets: vec![secret.clone(), hs.clone()],
+        disabled,
+        secrets: vec![secret.clone(), hs.clone(), ds],
         id,
         secret,
         half_revoked,
@@ -128,6 +137,8 @@ pub fn request(op: Op, s: &Seeded) -> Request {
         ),
         Op::PresetDelete => ("DELETE", "/admin/v1/presets/p1".to_owned(), None),
         Op::Reconcile => ("POST", "/admin/v1/reconcile".to_owned(), None),
+        Op::Deactivate => ("POST", format!("/admin/v1/keys/{id}/deactivate"), None),
+        Op::Reactivate => ("POST", format!("/admin/v1/keys/{}/reactivate", s.disabled), None),
     };
     admin_req(m, &p, b, ROOT)
 }

@@ -114,7 +114,8 @@ fn explore(a: Op, b: Op) -> usize {
     runs
 }
 
-const RACERS: [Op; 8] = [
+const RACERS: [Op; 9] = [
+    Op::Deactivate,
     Op::PatchNarrow,
     Op::PatchWiden,
     Op::Rename,

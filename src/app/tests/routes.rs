@@ -467,3 +467,32 @@ fn reconcile_repairs_the_edge_and_reports_what_it_could_not() {
     assert!(v["next_cursor"].is_null());
     let _ = a;
 }
+
+#[test]
+fn deactivate_and_reactivate() {
+    let w = World::new();
+    let (id, secret) = w.create_key("svc", &["projects:viewer"]);
+    let auth = format!("Bearer {secret}");
+    let r = w.admin("POST", &format!("/admin/v1/keys/{id}/deactivate"), None);
+    assert_eq!((r.status, r.json_body()["status"].clone()), (200, json!("disabled")));
+    assert_eq!(gateway(&w, "GET", "/projects/1", Some(&auth)), Err((401, "invalid-token".into())), "like an unknown key");
+    assert_eq!(verify(&w, &secret, &[])["code"], "NOT_FOUND");
+    let listed = w.admin("GET", "/admin/v1/keys?status=disabled", None).json_body();
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    assert_eq!(w.admin("POST", &format!("/admin/v1/keys/{id}/deactivate"), None).status, 200, "idempotent");
+    let r = w.admin("POST", &format!("/admin/v1/keys/{id}/reactivate"), None);
+    assert_eq!((r.status, r.json_body()["status"].clone()), (200, json!("active")));
+    assert!(gateway(&w, "GET", "/projects/1", Some(&auth)).is_ok());
+    let actions: Vec<String> = w.admin("GET", "/admin/v1/audit", None).json_body()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(&actions[..2], ["key.reactivate", "key.deactivate"]);
+    // Revoke stays permanent: a revoked key cannot be reactivated.
+    w.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None);
+    let r = w.admin("POST", &format!("/admin/v1/keys/{id}/reactivate"), None);
+    assert_eq!((r.status, problem_type(&r)), (409, "key-revoked".into()));
+    assert_eq!(gateway(&w, "GET", "/projects/1", Some(&auth)).unwrap_err().0, 401);
+}

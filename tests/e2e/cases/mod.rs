@@ -53,6 +53,7 @@ pub const ALL: &[(&str, Case)] = &[
         authz::revoke_refused_by_next_request,
     ),
     ("authz::scope_removal_immediate", authz::scope_removal_immediate),
+    ("authz::deactivate_and_reactivate", authz::deactivate_and_reactivate),
     (
         "hardening::paths_an_origin_reads_differently",
         hardening::paths_an_origin_reads_differently,
