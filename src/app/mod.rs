@@ -17,6 +17,8 @@ use std::cell::RefCell;
 use crate::core::cache::{KeyCache, SeededHash};
 use crate::core::hash::KeyHash;
 use crate::core::policy::Policy;
+use crate::core::ratelimit::Throttled;
+use crate::core::time::Millis;
 use crate::core::usage::UsageBatch;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::ApiError;
@@ -34,6 +36,17 @@ pub struct State {
     pub policy: Policy,
     pub cache: RefCell<KeyCache>,
     pub usage: RefCell<UsageBatch>,
+    pub throttled: RefCell<Throttled>,
+}
+
+/// What a request did with a key, for the glue's bookkeeping after the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    Nothing,
+    /// A valid key was used (its last-used time is noted).
+    Used(KeyHash),
+    /// An invalid key was presented (counted against the client's failed-attempt budget).
+    Failed,
 }
 
 impl State {
@@ -56,6 +69,7 @@ impl State {
                 10_000,
                 SeededHash::new([word(2), word(3)]),
             )),
+            throttled: RefCell::new(Throttled::new(10_000)),
             config,
             policy,
         })
@@ -63,6 +77,27 @@ impl State {
 
     pub fn realm(&self) -> &str {
         &self.policy.realm
+    }
+
+    /// Refuses a client that went over its failed-attempt budget, before anything else is done
+    /// with its request (so the answer cannot tell a valid key from an invalid one).
+    pub fn check_throttle(&self, client: &str, now: Millis) -> Result<(), ApiError> {
+        match &self.policy.throttle {
+            Some(t) if !client.is_empty() && self.throttled.borrow().is_throttled(client, now) => {
+                Err(ApiError::Throttled { period: t.period })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The binding's verdict on one more failure from `client` came back: over budget means
+    /// refused here until the window ends.
+    pub fn failure_counted(&self, client: &str, within_budget: bool, now: Millis) {
+        if let (false, Some(t)) = (within_budget, &self.policy.throttle) {
+            self.throttled
+                .borrow_mut()
+                .mark(client, now + i64::from(t.period) * 1000, now);
+        }
     }
 }
 
@@ -97,15 +132,22 @@ pub fn route_of(path: &str) -> Route {
 }
 
 impl<R: Records, E: Edge> App<'_, R, E> {
-    /// The admin and verify APIs, and the hash of a key the verify API found valid (the glue
-    /// notes its use). The gateway forwards a request the runtime owns, so the glue runs it with
-    /// the decision functions in `gateway`.
-    pub async fn handle_api(&self, req: &Request, now: crate::core::time::Millis) -> (Response, Option<KeyHash>) {
+    /// The admin and verify APIs, and what happened to a key (the glue notes uses and counts
+    /// failures). The gateway forwards a request the runtime owns, so the glue runs it with the
+    /// decision functions in `gateway`.
+    pub async fn handle_api(&self, req: &Request, now: Millis) -> (Response, KeyUse) {
         let result = match route_of(req.path()) {
-            Route::Admin => admin::handle(*self, req, now).await.map(|r| (r, None)),
+            Route::Admin => admin::handle(*self, req, now).await.map(|r| (r, KeyUse::Nothing)),
             Route::Verify => verify::handle(*self, req, now).await,
             Route::Gateway => Err(ApiError::NoRoute),
         };
-        result.unwrap_or_else(|e| (Response::problem(&e, self.st.realm()), None))
+        result.unwrap_or_else(|e| {
+            let outcome = if e == ApiError::InvalidToken {
+                KeyUse::Failed
+            } else {
+                KeyUse::Nothing
+            };
+            (Response::problem(&e, self.st.realm()), outcome)
+        })
     }
 }

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{lookup, App};
+use super::{lookup, App, KeyUse};
 use crate::core::decide::{decide, Outcome};
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
@@ -35,26 +35,30 @@ fn identity(e: &KeyEntry) -> Value {
     })
 }
 
-/// The answer, and the hash of a key that was valid (the glue notes its use).
+/// The answer, and what happened to the key: used (valid), failed (unknown, disabled, revoked,
+/// expired, malformed: counted against the client's failed-attempt budget) or neither.
 pub async fn handle<R: Records, E: Edge>(
     app: App<'_, R, E>,
     req: &Request,
     now: Millis,
-) -> ApiResult<(Response, Option<KeyHash>)> {
+) -> ApiResult<(Response, KeyUse)> {
     if req.method != "POST" {
         return Err(ApiError::MethodNotAllowed);
     }
     let body: VerifyBody = parse_json(req, false)?.ok_or_else(|| ApiError::field("body", "required"))?;
     let required = ScopeSet::parse(&body.scopes).field("scopes")?;
     let Ok(key) = ApiKey::parse(&body.key) else {
-        return Ok((Response::json(200, &json!({"valid": false, "code": "NOT_FOUND"})), None));
+        return Ok((
+            Response::json(200, &json!({"valid": false, "code": "NOT_FOUND"})),
+            KeyUse::Failed,
+        ));
     };
     let hash = KeyHash::of(&key);
     let entry = lookup::entry(app.st, app.edge, &hash, now).await?;
-    let mut used = None;
+    let mut outcome = KeyUse::Failed;
     let answer = match (decide(entry.as_deref(), &required, now), entry.as_deref()) {
         (Outcome::Valid, Some(e)) => {
-            used = Some(hash);
+            outcome = KeyUse::Used(hash);
             let mut v = identity(e);
             v["valid"] = json!(true);
             v["code"] = json!("VALID");
@@ -65,10 +69,11 @@ pub async fn handle<R: Records, E: Edge>(
             v["valid"] = json!(false);
             v["code"] = json!("INSUFFICIENT_SCOPE");
             v["missing"] = json!(missing.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            outcome = KeyUse::Nothing;
             v
         }
         (Outcome::Expired, _) => json!({"valid": false, "code": "EXPIRED"}),
         _ => json!({"valid": false, "code": "NOT_FOUND"}),
     };
-    Ok((Response::json(200, &answer), used))
+    Ok((Response::json(200, &answer), outcome))
 }

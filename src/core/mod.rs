@@ -7,6 +7,7 @@ pub mod hash;
 pub mod key;
 pub mod model;
 pub mod policy;
+pub mod ratelimit;
 pub mod record;
 pub mod scope;
 pub mod time;

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::hash::KeyHash;
+use super::ratelimit::RateLimit;
 use super::record::{KeyRecord, RECORD_VERSION};
 use super::scope::ScopeSet;
 use super::time::Millis;
@@ -103,6 +104,8 @@ pub struct Key {
     pub last_used_at: Option<Millis>,
     pub rotated_from: Option<String>,
     pub superseded_by: Option<String>,
+    /// Per-key rate limit (one of the deployed tiers), if any.
+    pub ratelimit: Option<RateLimit>,
     /// Bumped by every write; every update is conditional on the version it read.
     pub version: u64,
 }
@@ -143,6 +146,7 @@ impl Key {
             status: self.status,
             preview: self.preview.clone(),
             meta: if tomb { Map::new() } else { self.metadata.clone() },
+            rl: if tomb { None } else { self.ratelimit },
             ver: self.version,
         }
     }
@@ -211,6 +215,7 @@ pub(crate) fn sample_key(id: &str, scopes: &[&str], now: Millis) -> Key {
         last_used_at: None,
         rotated_from: None,
         superseded_by: None,
+        ratelimit: None,
         version: 1,
     }
 }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+use super::ratelimit::{Tier, Tiers};
 use super::scope::{Catalog, ScopeSet};
 use super::validate::is_invisible;
 
@@ -14,6 +15,12 @@ struct PolicyFile {
     resources: BTreeMap<String, Vec<String>>,
     presets: BTreeMap<String, PresetDef>,
     routes: Vec<RouteDef>,
+    /// Rate-limit tiers a key may carry (each a `[[ratelimits]]` binding in wrangler.toml).
+    #[serde(default)]
+    ratelimits: Vec<Tier>,
+    /// Failed-attempt throttling per client address (a `[[ratelimits]]` binding).
+    #[serde(default)]
+    throttle: Option<Tier>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +75,8 @@ pub struct Policy {
     pub catalog: Catalog,
     pub presets: Vec<Preset>,
     routes: Vec<Route>,
+    pub tiers: Tiers,
+    pub throttle: Option<Tier>,
 }
 
 /// Why a request path is refused before matching.
@@ -126,11 +135,16 @@ impl Policy {
                 public: def.public,
             });
         }
+        for t in file.ratelimits.iter().chain(file.throttle.iter()) {
+            t.check().map_err(|e| format!("policy: {e}"))?;
+        }
         Ok(Policy {
             realm: file.realm,
             catalog,
             presets,
             routes,
+            tiers: Tiers(file.ratelimits),
+            throttle: file.throttle,
         })
     }
 
@@ -503,6 +517,25 @@ mod tests {
         assert_eq!(p.route("POST", "/agents//run").err(), Some(PathError::Ambiguous));
         assert_eq!(need(&p, "GET", "/projects/1/a.b").as_deref(), Some("projects:viewer"));
         assert_eq!(need(&p, "GET", "/echo/caf%C3%A9").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn wrangler_toml_declares_every_rate_limit_binding_of_the_policy() {
+        let toml = include_str!("../../wrangler.toml");
+        let p = policy();
+        assert!(!p.tiers.0.is_empty() && p.throttle.is_some());
+        for t in p.tiers.0.iter().chain(p.throttle.iter()) {
+            let at = toml
+                .find(&format!("name = \"{}\"", t.binding))
+                .unwrap_or_else(|| panic!("wrangler.toml has no [[ratelimits]] {}", t.binding));
+            let simple = toml[at..].lines().find(|l| l.starts_with("simple")).unwrap_or("");
+            assert_eq!(
+                simple.trim(),
+                format!("simple = {{ limit = {}, period = {} }}", t.limit, t.period),
+                "{}",
+                t.binding
+            );
+        }
     }
 
     #[test]

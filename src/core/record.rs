@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::ratelimit::RateLimit;
 use super::scope::{ScopeError, ScopeSet};
 use super::time::Millis;
 
@@ -27,6 +28,9 @@ pub struct KeyRecord {
     /// versions existed).
     #[serde(default)]
     pub ver: u64,
+    /// The key's rate limit, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rl: Option<RateLimit>,
 }
 
 impl KeyRecord {
@@ -78,6 +82,7 @@ pub struct KeyEntry {
     /// string, so forwarding hands JS one string instead of three.
     pub identity: Box<str>,
     pub meta_json: Box<str>,
+    pub ratelimit: Option<RateLimit>,
 }
 
 impl KeyEntry {
@@ -90,6 +95,7 @@ impl KeyEntry {
             Value::Object(record.meta).to_string().into_boxed_str()
         };
         Ok(KeyEntry {
+            ratelimit: record.rl,
             id: record.id.into_boxed_str(),
             workspace: record.workspace.into_boxed_str(),
             name: record.name.into_boxed_str(),
@@ -115,6 +121,7 @@ pub(crate) fn sample_record(scopes: &[&str], expires_at: Option<Millis>) -> KeyR
         preview: "kw_live_...abcd".into(),
         meta: Map::new(),
         ver: 1,
+        rl: None,
     }
 }
 

@@ -1,22 +1,31 @@
 //! The request line and credentials, as read from JS in one crossing.
 
 /// The request as the gateway sees it, read in one JS crossing: one buffer, sliced.
+/// Layout: `METHOD\nURL\nCLIENT[\nAUTHORIZATION]`, where CLIENT is `CF-Connecting-IP` (empty when
+/// absent). None of them can contain a newline (methods are tokens, URLs are parsed, header
+/// values forbid it).
 pub struct Head {
     buf: String,
     method_end: usize,
     url_end: usize,
+    client_end: usize,
 }
 
 impl Head {
     pub fn new(buf: String) -> Head {
-        let method_end = buf.find('\n').unwrap_or(buf.len());
-        let url_end = buf[(method_end + 1).min(buf.len())..]
-            .find('\n')
-            .map_or(buf.len(), |i| method_end + 1 + i);
+        let next = |from: usize| {
+            buf.get(from..)
+                .and_then(|rest| rest.find('\n'))
+                .map_or(buf.len(), |i| from + i)
+        };
+        let method_end = next(0);
+        let url_end = next(method_end + 1);
+        let client_end = next(url_end + 1);
         Head {
-            buf,
             method_end,
             url_end,
+            client_end,
+            buf,
         }
     }
     pub fn method(&self) -> &str {
@@ -25,8 +34,12 @@ impl Head {
     pub fn url(&self) -> &str {
         self.buf.get(self.method_end + 1..self.url_end).unwrap_or("")
     }
+    /// The client address the platform saw (`CF-Connecting-IP`), never a client-chosen header.
+    pub fn client(&self) -> &str {
+        self.buf.get(self.url_end + 1..self.client_end).unwrap_or("")
+    }
     pub fn auth(&self) -> Option<&str> {
-        self.buf.get(self.url_end + 1..)
+        self.buf.get(self.client_end + 1..)
     }
     pub fn path(&self) -> &str {
         crate::http::body::path_of(self.url())
@@ -39,14 +52,23 @@ mod tests {
 
     #[test]
     fn splits_method_url_and_optional_auth() {
-        let h = Head::new("GET\nhttps://h/projects/1?x=1\nBearer abc".into());
+        let h = Head::new("GET\nhttps://h/projects/1?x=1\n203.0.113.7\nBearer abc".into());
         assert_eq!(
-            (h.method(), h.url(), h.auth(), h.path()),
-            ("GET", "https://h/projects/1?x=1", Some("Bearer abc"), "/projects/1")
+            (h.method(), h.url(), h.auth(), h.path(), h.client()),
+            (
+                "GET",
+                "https://h/projects/1?x=1",
+                Some("Bearer abc"),
+                "/projects/1",
+                "203.0.113.7"
+            )
         );
-        let h = Head::new("POST\nhttps://h/deploy".into());
-        assert_eq!((h.method(), h.url(), h.auth()), ("POST", "https://h/deploy", None));
-        let h = Head::new("GET\nhttps://h/\n".into());
+        let h = Head::new("POST\nhttps://h/deploy\n".into());
+        assert_eq!(
+            (h.method(), h.url(), h.auth(), h.client()),
+            ("POST", "https://h/deploy", None, "")
+        );
+        let h = Head::new("GET\nhttps://h/\n\n".into());
         assert_eq!(
             h.auth(),
             Some(""),

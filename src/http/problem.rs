@@ -53,6 +53,12 @@ pub enum ApiError {
     },
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// The key's own rate limit is spent for this window.
+    RateLimited(crate::core::ratelimit::RateLimit),
+    /// This client sent too many invalid keys; refused before any key is looked at.
+    Throttled {
+        period: u32,
+    },
     /// A storage write failed part-way; `detail` says what state it left.
     Unavailable {
         slug: &'static str,
@@ -152,6 +158,7 @@ impl ApiError {
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
+            ApiError::RateLimited(_) | ApiError::Throttled { .. } => 429,
             ApiError::Internal(_) => 500,
             ApiError::BadGateway => 502,
             ApiError::Unavailable { .. } => 503,
@@ -162,6 +169,8 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::Unavailable { .. } => Some(1),
+            ApiError::RateLimited(rl) => Some(u64::from(rl.period)),
+            ApiError::Throttled { period } => Some(u64::from(*period)),
             _ => None,
         }
     }
@@ -245,6 +254,16 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
                 "Send JSON (application/json).".into(),
+            ),
+            ApiError::RateLimited(rl) => (
+                "rate-limited",
+                "Too many requests",
+                format!("This key may make {} requests per {} s; retry after the window.", rl.limit, rl.period),
+            ),
+            ApiError::Throttled { .. } => (
+                "too-many-failures",
+                "Too many requests",
+                "Too many invalid keys were sent from this address; retry later.".into(),
             ),
             ApiError::Unavailable { slug, detail } => (slug, "Service unavailable", printable_long(detail)),
             ApiError::BadGateway => ("bad-gateway", "Bad gateway", "The origin could not be reached.".into()),
@@ -360,6 +379,8 @@ mod tests {
             },
             ApiError::PayloadTooLarge,
             ApiError::UnsupportedMediaType,
+            ApiError::RateLimited(crate::core::ratelimit::RateLimit { limit: 5, period: 10 }),
+            ApiError::Throttled { period: 60 },
             ApiError::Unavailable {
                 slug: "kv-write-failed",
                 detail: "x".into(),

@@ -63,6 +63,7 @@ impl Fixture {
             last_used_at: None,
             rotated_from: None,
             superseded_by: None,
+            ratelimit: None,
             version: 1,
         }
     }

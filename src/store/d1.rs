@@ -20,7 +20,7 @@ use crate::core::time::Millis;
 pub const BINDING: &str = "DB";
 
 const KEY_COLUMNS: &str = "id, workspace, name, description, hash, preview, scopes, metadata, created_at, \
-     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version";
+     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version, ratelimit";
 
 /// Beyond any real unix-ms time and exactly representable in f64.
 const FAR_FUTURE: i64 = 1 << 52;
@@ -44,6 +44,7 @@ struct KeyRow {
     rotated_from: Option<String>,
     superseded_by: Option<String>,
     version: i64,
+    ratelimit: Option<String>,
 }
 
 impl KeyRow {
@@ -54,6 +55,10 @@ impl KeyRow {
         let metadata: Map<String, Value> = serde_json::from_str(&self.metadata).map_err(|_| bad("metadata column"))?;
         let hash = KeyHash::from_hex(&self.hash).ok_or_else(|| bad("hash column"))?;
         let status = Status::parse(&self.status).ok_or_else(|| bad("status column"))?;
+        let ratelimit = match &self.ratelimit {
+            None => None,
+            Some(t) => Some(serde_json::from_str(t).map_err(|_| bad("ratelimit column"))?),
+        };
         Ok(Key {
             id: self.id,
             workspace: self.workspace,
@@ -72,6 +77,7 @@ impl KeyRow {
             rotated_from: self.rotated_from,
             superseded_by: self.superseded_by,
             version: self.version as u64,
+            ratelimit,
         })
     }
 }
@@ -141,6 +147,10 @@ fn scopes_json(k: &Key) -> String {
     serde_json::to_string(&k.scopes.to_strings()).unwrap_or_else(|_| "[]".into())
 }
 
+fn ratelimit_json(k: &Key) -> Option<String> {
+    k.ratelimit.and_then(|r| serde_json::to_string(&r).ok())
+}
+
 fn metadata_json(k: &Key) -> String {
     Value::Object(k.metadata.clone()).to_string()
 }
@@ -204,6 +214,7 @@ impl D1Records {
             os(k.rotated_from.as_deref()),
             os(k.superseded_by.as_deref()),
             n(k.version as i64),
+            os(ratelimit_json(k).as_deref()),
         ]
     }
 
@@ -212,8 +223,8 @@ impl D1Records {
     fn update_stmt(&self, k: &Key, expected: u64, tok: &str) -> StoreResult<D1PreparedStatement> {
         self.stmt(
             "UPDATE keys SET name = ?3, description = ?4, scopes = ?5, metadata = ?6, expires_at = ?7, \
-             grace_until = ?8, status = ?9, revoked_at = ?10, superseded_by = ?11, version = ?12, write_token = ?13 \
-             WHERE workspace = ?1 AND id = ?2 AND version = ?14 AND ?12 = ?14 + 1 \
+             grace_until = ?8, status = ?9, revoked_at = ?10, superseded_by = ?11, version = ?12, write_token = ?13, \
+             ratelimit = ?15 WHERE workspace = ?1 AND id = ?2 AND version = ?14 AND ?12 = ?14 + 1 \
              AND (status IN ('active', 'disabled') OR (status = 'revoked' AND ?9 IN ('revoked', 'deleted')))",
             &[
                 s(&k.workspace),
@@ -230,6 +241,7 @@ impl D1Records {
                 n(k.version as i64),
                 s(tok),
                 n(expected as i64),
+                os(ratelimit_json(k).as_deref()),
             ],
         )
     }
@@ -283,7 +295,7 @@ impl Records for D1Records {
         let ins = self.stmt(
             &format!(
                 "INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17)"
+                 ?15, ?16, ?17, ?18)"
             ),
             &Self::key_args(key),
         )?;
@@ -309,7 +321,7 @@ impl Records for D1Records {
         let insert_new = self.stmt(
             &format!(
                 "INSERT INTO keys ({KEY_COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?18 AND write_token = ?19)"
+                 ?15, ?16, ?17, ?18 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?19 AND write_token = ?20)"
             ),
             &args,
         )?;

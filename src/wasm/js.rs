@@ -49,6 +49,22 @@ export function kw_forward(req, identity) {
   });
 }
 
+// A key with a rate limit: the tier's binding decides first. A limiter that fails lets the request
+// through (rate limiting is not authentication; the failure is logged).
+export function kw_forward_limited(req, identity, env, binding, key, body, headers) {
+  const pass = (e) => {
+    console.error('rate limiter ' + binding + ': ' + e);
+    return kw_forward(req, identity);
+  };
+  let verdict;
+  try {
+    verdict = env[binding].limit({ key });
+  } catch (e) {
+    return pass(e);
+  }
+  return verdict.then((r) => (r.success ? kw_forward(req, identity) : kw_respond(429, body, headers)), pass);
+}
+
 export function kw_respond(status, body, headers) {
   const h = new Headers();
   if (headers !== '') {
@@ -59,8 +75,10 @@ export function kw_respond(status, body, headers) {
 }
 
 export function kw_request_head(req) {
-  const a = req.headers.get('authorization');
-  return a === null ? req.method + '\n' + req.url : req.method + '\n' + req.url + '\n' + a;
+  const h = req.headers;
+  const a = h.get('authorization');
+  const head = req.method + '\n' + req.url + '\n' + (h.get('cf-connecting-ip') ?? '');
+  return a === null ? head : head + '\n' + a;
 }
 
 export function kw_headers(req) {
@@ -106,6 +124,17 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn kw_forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValue>;
 
+    #[wasm_bindgen(catch)]
+    fn kw_forward_limited(
+        req: &web_sys::Request,
+        identity: &str,
+        env: &worker::Env,
+        binding: &str,
+        key: &str,
+        body: &str,
+        headers: &str,
+    ) -> Result<JsValue, JsValue>;
+
     fn kw_init(origin: &str, bad_gateway_status: u16, bad_gateway_body: &str);
 
     fn kw_respond(status: u16, body: &str, headers: &str) -> web_sys::Response;
@@ -117,8 +146,7 @@ extern "C" {
     fn kw_read_body(req: &web_sys::Request, limit: u32) -> js_sys::Promise;
 }
 
-/// `METHOD\nURL[\nAUTHORIZATION]` in one crossing and one string copy. None of the three can
-/// contain a newline (methods are tokens, URLs are parsed, header values forbid it).
+/// `METHOD\nURL\nCLIENT[\nAUTHORIZATION]` (see http::head::Head) in one crossing and one copy.
 pub fn request_head(req: &web_sys::Request) -> String {
     kw_request_head(req)
 }
@@ -148,6 +176,20 @@ pub async fn read_body(req: &web_sys::Request, limit: usize) -> Result<Option<Ve
 /// `identity` is KeyEntry::identity (`id\nworkspace\nscopes`), or "" for a public route.
 pub fn forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValue> {
     kw_forward(req, identity)
+}
+
+/// Like `forward`, after the key's rate-limit tier (binding `binding`, counted per key id) lets the
+/// request through; otherwise resolves to the 429 answer given (body, flat headers).
+pub fn forward_limited(
+    req: &web_sys::Request,
+    identity: &str,
+    env: &worker::Env,
+    binding: &str,
+    key: &str,
+    body: &str,
+    headers: &str,
+) -> Result<JsValue, JsValue> {
+    kw_forward_limited(req, identity, env, binding, key, body, headers)
 }
 
 /// Once per isolate: the origin, and the answer JS gives on its own when the origin fails (status

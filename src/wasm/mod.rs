@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use worker::{Context, Date, Env};
 
 use crate::app::gateway::{self, Prepared};
-use crate::app::{lookup, route_of, App, Config, Route, State};
+use crate::app::{lookup, route_of, App, Config, KeyUse, Route, State};
 use crate::core::hash::KeyHash;
 use crate::core::policy::Route as PolicyRoute;
 use crate::core::record::KeyEntry;
@@ -25,10 +25,12 @@ use crate::store::d1::D1Records;
 use crate::store::kv::KvEdge;
 use crate::store::Records;
 
-/// The isolate's state, and the two answers the hot path gives most, built once.
+/// The isolate's state, and the answers the hot path gives most, built once.
 struct Isolate {
     st: State,
     invalid_token: (String, String),
+    /// Per rate-limit tier: (binding, 429 body, 429 headers).
+    rate_limited: Vec<(String, String, String)>,
 }
 
 thread_local! {
@@ -57,8 +59,19 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
         &ApiError::BadGateway.body(),
     );
     let invalid = Response::problem(&ApiError::InvalidToken, st.realm());
+    let rate_limited = st
+        .policy
+        .tiers
+        .0
+        .iter()
+        .map(|t| {
+            let r = Response::problem(&ApiError::RateLimited(t.rate()), st.realm());
+            (t.binding.clone(), r.body.clone(), flat_headers(&r))
+        })
+        .collect();
     let i = Rc::new(Isolate {
         invalid_token: (invalid.body.clone(), flat_headers(&invalid)),
+        rate_limited,
         st,
     });
     ISOLATE.with(|s| *s.borrow_mut() = Some(Rc::clone(&i)));
@@ -107,6 +120,9 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         Err(e) => return problem(&e, "keyward").into(),
     };
     let head = Head::new(js::request_head(&req));
+    if let Err(e) = iso.st.check_throttle(head.client(), now) {
+        return problem(&e, iso.st.realm()).into();
+    }
     match route_of(head.path()) {
         Route::Gateway => {
             if let Some(done) = gateway_fast(&req, &head, &env, &ctx, &iso, now) {
@@ -164,19 +180,54 @@ async fn api(
         records: &records,
         edge: &edge,
     };
-    let (resp, used) = app.handle_api(&plain, now).await;
-    if let Some(hash) = used {
-        note_use(env, ctx, iso, &hash, now);
+    let (resp, key_use) = app.handle_api(&plain, now).await;
+    match key_use {
+        KeyUse::Used(hash) => note_use(env, ctx, iso, &hash, now),
+        KeyUse::Failed => note_failure(env, ctx, iso, head_client(&plain)),
+        KeyUse::Nothing => {}
     }
     Ok(resp)
 }
 
-fn answer(r: ApiResult<JsValue>, iso: &Isolate) -> JsValue {
+fn head_client(req: &Request) -> &str {
+    req.header("cf-connecting-ip").unwrap_or("")
+}
+
+/// The answer; an invalid key also counts against the client's failed-attempt budget.
+fn answer(r: ApiResult<JsValue>, env: &Env, ctx: &Context, iso: &Rc<Isolate>, head: &Head) -> JsValue {
     match r {
         Ok(v) => v,
-        Err(ApiError::InvalidToken) => js::respond(401, &iso.invalid_token.0, &iso.invalid_token.1).into(),
+        Err(ApiError::InvalidToken) => {
+            note_failure(env, ctx, iso, head.client());
+            js::respond(401, &iso.invalid_token.0, &iso.invalid_token.1).into()
+        }
         Err(e) => problem(&e, iso.st.realm()).into(),
     }
+}
+
+/// Counts one failed attempt of `client` on the throttle binding, after the response; over the
+/// budget, this isolate refuses the client until the window ends (State::check_throttle).
+fn note_failure(env: &Env, ctx: &Context, iso: &Rc<Isolate>, client: &str) {
+    let Some(t) = &iso.st.policy.throttle else { return };
+    if client.is_empty() {
+        return;
+    }
+    let rl = match env.rate_limiter(&t.binding) {
+        Ok(rl) => rl,
+        Err(e) => {
+            crate::log::error(&format!("throttle binding {}: {e}", t.binding));
+            return;
+        }
+    };
+    let (iso, client) = (Rc::clone(iso), client.to_owned());
+    ctx.wait_until(async move {
+        match rl.limit(client.clone()).await {
+            Ok(o) => iso
+                .st
+                .failure_counted(&client, o.success, Date::now().as_millis() as i64),
+            Err(e) => crate::log::error(&format!("throttle binding: {e}")),
+        }
+    });
 }
 
 fn forward(req: &web_sys::Request, identity: &str) -> ApiResult<JsValue> {
@@ -199,6 +250,20 @@ fn finish(
 ) -> ApiResult<JsValue> {
     let entry = gateway::authorize(route, entry, now)?;
     note_use(env, ctx, iso, hash, now);
+    if let Some(rl) = &entry.ratelimit {
+        if let Some((binding, body, headers)) = iso
+            .st
+            .policy
+            .tiers
+            .binding_for(rl)
+            .and_then(|b| iso.rate_limited.iter().find(|t| t.0 == b))
+        {
+            return js::forward_limited(req, &entry.identity, env, binding, &entry.id, body, headers).map_err(|e| {
+                crate::log::error(&format!("origin fetch could not start: {e:?}"));
+                ApiError::BadGateway
+            });
+        }
+    }
     forward(req, &entry.identity)
 }
 
@@ -213,11 +278,17 @@ fn gateway_fast(
     now: Millis,
 ) -> Option<JsValue> {
     match gateway::prepare(&iso.st.policy, head) {
-        Err(e) => Some(answer(Err(e), iso)),
-        Ok(Prepared::Public) => Some(answer(forward(req, ""), iso)),
+        Err(e) => Some(answer(Err(e), env, ctx, iso, head)),
+        Ok(Prepared::Public) => Some(answer(forward(req, ""), env, ctx, iso, head)),
         Ok(Prepared::Keyed(hash, route)) => {
             let entry = lookup::cached(&iso.st, &hash, now)?;
-            Some(answer(finish(req, env, ctx, iso, route, &hash, entry, now), iso))
+            Some(answer(
+                finish(req, env, ctx, iso, route, &hash, entry, now),
+                env,
+                ctx,
+                iso,
+                head,
+            ))
         }
     }
 }
@@ -241,7 +312,7 @@ async fn gateway_slow(
             }
         }
     };
-    answer(r.await, iso)
+    answer(r.await, env, ctx, iso, head)
 }
 
 /// Notes a successful use; the batch decides when D1 is written (after the response, through

@@ -158,6 +158,15 @@ pub struct Ctx {
     leaks: Mutex<Vec<String>>,
 }
 
+/// A fresh client address per request (from 2001:db8::/32, the documentation range: a header
+/// value only, no traffic goes there). Local wrangler keeps a client-sent CF-Connecting-IP (the
+/// platform overwrites it), so the many invalid keys this suite sends never add up to one
+/// client's failed-attempt budget; the throttling cases send a fixed address of their own.
+pub fn client_address() -> String {
+    let h = random_hex(4);
+    format!("2001:db8::{}:{}", &h[..4], &h[4..])
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -235,6 +244,9 @@ impl Ctx {
         for (name, value) in headers {
             req = req.set(name, value);
         }
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("cf-connecting-ip")) {
+            req = req.set("cf-connecting-ip", &client_address());
+        }
         let result = match body {
             Body::None => req.call(),
             Body::Bytes(bytes) => req.send_bytes(bytes),
@@ -274,6 +286,9 @@ impl Ctx {
         let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\n");
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("cf-connecting-ip")) {
+            head.push_str(&format!("cf-connecting-ip: {}\r\n", client_address()));
         }
         head.push_str("connection: close\r\n\r\n");
         let mut stream = TcpStream::connect(addr).map_err(err)?;

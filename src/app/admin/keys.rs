@@ -33,6 +33,8 @@ struct CreateBody {
     #[serde(default, deserialize_with = "present")]
     expires: Option<Value>,
     metadata: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    ratelimit: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +46,8 @@ struct UpdateBody {
     #[serde(default, deserialize_with = "present")]
     expires: Option<Value>,
     metadata: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    ratelimit: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,6 +81,7 @@ pub fn key_json(k: &Key, now: Millis) -> Value {
         "metadata": k.metadata,
         "rotated_from": k.rotated_from,
         "superseded_by": k.superseded_by,
+        "ratelimit": k.ratelimit,
     })
 }
 
@@ -168,6 +173,10 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
     };
     a.ensure_expiry_within(expires_at)?;
     let metadata = metadata(body.metadata.as_ref())?;
+    let ratelimit = match &body.ratelimit {
+        None => None,
+        Some(v) => a.app.st.policy.tiers.parse(v).field("ratelimit")?,
+    };
 
     let (secret, hash, id) = mint()?;
     let key = Key {
@@ -187,6 +196,7 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         last_used_at: None,
         rotated_from: None,
         superseded_by: None,
+        ratelimit,
         version: 1,
     };
     let detail =
@@ -284,10 +294,14 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         after.metadata = metadata(Some(m))?;
         changed.push("metadata");
     }
+    if let Some(v) = &body.ratelimit {
+        after.ratelimit = a.app.st.policy.tiers.parse(v).field("ratelimit")?;
+        changed.push("ratelimit");
+    }
     if changed.is_empty() {
         return Err(ApiError::field(
             "body",
-            "nothing to change: give name, description, scopes, expires or metadata",
+            "nothing to change: give name, description, scopes, expires, metadata or ratelimit",
         ));
     }
     let detail = json!({"changed": changed, "scopes": after.scopes.to_strings(), "expires_at": after.expires_at.map(format_rfc3339)});
@@ -317,7 +331,14 @@ pub async fn set_active<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str, acti
     }
     let after = before.next(|k| k.status = want);
     let action = if active { "key.reactivate" } else { "key.deactivate" };
-    sync::update(a.app, &before, &after, &a.audit(action, Some(&after.id), json!({"name": after.name})), a.now).await?;
+    sync::update(
+        a.app,
+        &before,
+        &after,
+        &a.audit(action, Some(&after.id), json!({"name": after.name})),
+        a.now,
+    )
+    .await?;
     Ok(Response::json(200, &key_json(&after, a.now)))
 }
 

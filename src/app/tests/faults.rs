@@ -86,7 +86,11 @@ pub fn seed(w: &World) -> Seeded {
         201
     );
     let (disabled, ds) = w.create_key("disabled", &["projects:viewer"]);
-    assert_eq!(w.admin("POST", &format!("/admin/v1/keys/{disabled}/deactivate"), None).status, 200);
+    assert_eq!(
+        w.admin("POST", &format!("/admin/v1/keys/{disabled}/deactivate"), None)
+            .status,
+        200
+    );
     w.advance(1000);
     Seeded {
         disabled,

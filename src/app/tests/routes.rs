@@ -22,8 +22,8 @@ fn verify(w: &World, key: &str, scopes: &[&str]) -> Value {
 /// The gateway's answer for a request: Ok(identity header value) or the problem slug + status.
 fn gateway(w: &World, method: &str, path: &str, auth: Option<&str>) -> Result<String, (u16, String)> {
     let head = match auth {
-        Some(a) => Head::new(format!("{method}\nhttps://kw.test{path}\n{a}")),
-        None => Head::new(format!("{method}\nhttps://kw.test{path}")),
+        Some(a) => Head::new(format!("{method}\nhttps://kw.test{path}\n192.0.2.1\n{a}")),
+        None => Head::new(format!("{method}\nhttps://kw.test{path}\n192.0.2.1")),
     };
     let res = block_on(async {
         match gateway::prepare(&w.st.policy, &head)? {
@@ -475,11 +475,19 @@ fn deactivate_and_reactivate() {
     let auth = format!("Bearer {secret}");
     let r = w.admin("POST", &format!("/admin/v1/keys/{id}/deactivate"), None);
     assert_eq!((r.status, r.json_body()["status"].clone()), (200, json!("disabled")));
-    assert_eq!(gateway(&w, "GET", "/projects/1", Some(&auth)), Err((401, "invalid-token".into())), "like an unknown key");
+    assert_eq!(
+        gateway(&w, "GET", "/projects/1", Some(&auth)),
+        Err((401, "invalid-token".into())),
+        "like an unknown key"
+    );
     assert_eq!(verify(&w, &secret, &[])["code"], "NOT_FOUND");
     let listed = w.admin("GET", "/admin/v1/keys?status=disabled", None).json_body();
     assert_eq!(listed["items"][0]["id"], id.as_str());
-    assert_eq!(w.admin("POST", &format!("/admin/v1/keys/{id}/deactivate"), None).status, 200, "idempotent");
+    assert_eq!(
+        w.admin("POST", &format!("/admin/v1/keys/{id}/deactivate"), None).status,
+        200,
+        "idempotent"
+    );
     let r = w.admin("POST", &format!("/admin/v1/keys/{id}/reactivate"), None);
     assert_eq!((r.status, r.json_body()["status"].clone()), (200, json!("active")));
     assert!(gateway(&w, "GET", "/projects/1", Some(&auth)).is_ok());

@@ -281,7 +281,11 @@ pub fn deactivate_and_reactivate(ctx: &Ctx) -> TestResult {
     let ws = ctx.workspace("deact");
     let (key, obj) = ctx.create_key(&ws, json!({"name": "pausable", "preset": "sdk"}))?;
     let id = str_field(&obj, "id")?.to_owned();
-    let unknown = ctx.gateway("GET", &format!("/projects/{}", ctx.nonce()), "kw_live_0000000000000000000000000000000000000000000_0AwA6B")?;
+    let unknown = ctx.gateway(
+        "GET",
+        &format!("/projects/{}", ctx.nonce()),
+        "kw_live_0000000000000000000000000000000000000000000_0AwA6B",
+    )?;
     let off = ctx
         .admin("POST", &format!("/admin/v1/keys/{id}/deactivate?workspace={ws}"), None)?
         .expect_json(200)?;
@@ -289,7 +293,11 @@ pub fn deactivate_and_reactivate(ctx: &Ctx) -> TestResult {
     let path = format!("/projects/{}", ctx.nonce());
     let refused = ctx.gateway("GET", &path, &key)?;
     expect_invalid_token(&refused)?;
-    ensure_eq!(refused.text(), unknown.text(), "a disabled key answers like an unknown one");
+    ensure_eq!(
+        refused.text(),
+        unknown.text(),
+        "a disabled key answers like an unknown one"
+    );
     expect_not_forwarded(ctx, &path)?;
     let on = ctx
         .admin("POST", &format!("/admin/v1/keys/{id}/reactivate?workspace={ws}"), None)?
@@ -303,7 +311,10 @@ pub fn deactivate_and_reactivate(ctx: &Ctx) -> TestResult {
     let audit = ctx
         .admin("GET", &format!("/admin/v1/audit?workspace={ws}"), None)?
         .expect_json(200)?;
-    let actions: Vec<&str> = audit["items"].as_array().map(|a| a.iter().filter_map(|i| i["action"].as_str()).collect()).unwrap_or_default();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["action"].as_str()).collect())
+        .unwrap_or_default();
     ensure!(
         actions.contains(&"key.deactivate") && actions.contains(&"key.reactivate"),
         "audit entries: {actions:?}"

@@ -130,7 +130,7 @@ pub fn lookalike_and_override_headers_never_reach_the_origin(ctx: &Ctx) -> TestR
         ("X-Real-IP", "6.6.6.6"),
         ("X-Custom", "kept"),
     ];
-    let mut headers = vec![("authorization", auth.as_str())];
+    let mut headers = vec![("authorization", auth.as_str()), ("cf-connecting-ip", "203.0.113.9")];
     headers.extend(forged.iter().copied());
     let resp = ctx.raw_request("GET", &path, &headers)?;
     let got = expect_forwarded(ctx, &resp, &path)?;
@@ -147,7 +147,7 @@ pub fn lookalike_and_override_headers_never_reach_the_origin(ctx: &Ctx) -> TestR
     );
     ensure_eq!(got.header("x-custom")?, Some("kept"), "ordinary headers pass");
     // X-Forwarded-For is keyward's: the client address the platform saw (CF-Connecting-IP).
-    ensure_eq!(got.header("x-forwarded-for")?, Some("127.0.0.1"), "x-forwarded-for");
+    ensure_eq!(got.header("x-forwarded-for")?, Some("203.0.113.9"), "x-forwarded-for");
     Ok(())
 }
 
@@ -398,5 +398,124 @@ pub fn store_conformance_on_d1_and_kv(ctx: &Ctx) -> TestResult {
     ensure_eq!(results.len(), 9, "contract items run: {out}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != json!(true)).collect();
     ensure!(failed.is_empty(), "D1/KV break the store contract: {failed:?}");
+    Ok(())
+}
+
+/// A key with a rate limit (a deployed tier: 10 per 10 s) is refused with 429, Retry-After and the
+/// IETF RateLimit fields once its window is spent; a key without one is not limited; bad limits
+/// are refused with a clear 400.
+pub fn per_key_rate_limits(ctx: &Ctx) -> TestResult {
+    let ws = ctx.workspace("rl");
+    let (limited, obj) = ctx.create_key(
+        &ws,
+        json!({"name": "limited", "scopes": ["projects:viewer"], "ratelimit": {"limit": 10, "period": 10}}),
+    )?;
+    ensure_eq!(obj["ratelimit"], json!({"limit": 10, "period": 10}), "key object");
+    let (free, _) = ctx.create_key(&ws, json!({"name": "unlimited", "scopes": ["projects:viewer"]}))?;
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for _ in 0..16 {
+        let r = ctx.gateway("GET", &format!("/projects/{}", ctx.nonce()), &limited)?;
+        statuses.push(r.status);
+        if r.status == 429 && refused.is_none() {
+            refused = Some(r);
+        }
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    ensure!(
+        (8..=11).contains(&ok),
+        "200s for a 10-per-10s key out of 16: {statuses:?}"
+    );
+    let r = refused.ok_or_else(|| format!("never refused: {statuses:?}"))?;
+    r.expect_problem(429, Some("rate-limited"))?;
+    ensure_eq!(r.header("retry-after"), Some("10"), "Retry-After");
+    ensure_eq!(
+        r.header("ratelimit-policy"),
+        Some("\"key\";q=10;w=10"),
+        "RateLimit-Policy"
+    );
+    ensure_eq!(r.header("ratelimit"), Some("\"key\";r=0;t=10"), "RateLimit");
+    for _ in 0..16 {
+        let path = format!("/projects/{}", ctx.nonce());
+        expect_forwarded(ctx, &ctx.gateway("GET", &path, &free)?, &path)?;
+    }
+    for (body, why) in [
+        (json!({"limit": 7, "period": 10}), "configured"),
+        (json!({"limit": 10, "period": 30}), "10 or 60"),
+        (json!({"limit": 0, "period": 10}), "at least 1"),
+    ] {
+        let r = ctx.admin(
+            "POST",
+            &format!("/admin/v1/keys?workspace={ws}"),
+            Some(&json!({"name": format!("bad {why}"), "scopes": ["projects:viewer"], "ratelimit": body})),
+        )?;
+        let p = r.expect_problem(400, Some("invalid-body"))?;
+        ensure_eq!(p["errors"][0]["field"], json!("ratelimit"), "{body}");
+        ensure!(
+            p["errors"][0]["message"].as_str().unwrap_or("").contains(why),
+            "{body}: {p}"
+        );
+    }
+    Ok(())
+}
+
+/// Repeated invalid keys from one client address are throttled (429) on the gateway, the verify
+/// API and the admin API alike, before any key is looked at: a valid key from that address gets
+/// the very same answer, and the same valid key from another address is not blocked.
+pub fn failed_attempts_are_throttled_per_client(ctx: &Ctx) -> TestResult {
+    let ws = ctx.workspace("thr");
+    let (good, _) = ctx.create_key(&ws, json!({"name": "good", "scopes": ["projects:viewer"]}))?;
+    let ip = format!("198.51.100.{}", 1 + (crate::util::unix_ms() % 250));
+    let bad = "kw_live_0000000000000000000000000000000000000000000_0AwA6B";
+    let mut first_429 = None;
+    for i in 0..40 {
+        let resp = match i % 3 {
+            0 => ctx.request(
+                "GET",
+                &format!("/projects/{}", ctx.nonce()),
+                &[("authorization", &bearer(bad)), ("cf-connecting-ip", &ip)],
+                Body::None,
+            )?,
+            1 => ctx.request(
+                "POST",
+                "/v1/keys/verify",
+                &[("content-type", "application/json"), ("cf-connecting-ip", &ip)],
+                Body::Bytes(json!({"key": bad}).to_string().as_bytes()),
+            )?,
+            _ => ctx.request(
+                "GET",
+                &format!("/admin/v1/keys?workspace={ws}"),
+                &[
+                    ("authorization", &bearer("wrong-admin-token")),
+                    ("cf-connecting-ip", &ip),
+                ],
+                Body::None,
+            )?,
+        };
+        if resp.status == 429 {
+            first_429 = Some((i, resp));
+            break;
+        }
+    }
+    let (n, throttled) = first_429.ok_or("40 invalid keys from one address were never throttled")?;
+    ensure!(n >= 20, "throttled after only {n} failures (budget 20 per 60 s)");
+    throttled.expect_problem(429, Some("too-many-failures"))?;
+    ensure_eq!(throttled.header("retry-after"), Some("60"), "Retry-After");
+    let path = format!("/projects/{}", ctx.nonce());
+    let valid_there = ctx.request(
+        "GET",
+        &path,
+        &[("authorization", &bearer(&good)), ("cf-connecting-ip", &ip)],
+        Body::None,
+    )?;
+    ensure_eq!(valid_there.status, 429, "a valid key from the throttled address");
+    ensure_eq!(
+        valid_there.text(),
+        throttled.text(),
+        "the same answer for a valid and an invalid key"
+    );
+    expect_not_forwarded(ctx, &path)?;
+    let path = format!("/projects/{}", ctx.nonce());
+    expect_forwarded(ctx, &ctx.gateway("GET", &path, &good)?, &path).context("the same key from another address")?;
     Ok(())
 }

@@ -75,6 +75,11 @@ pub const ALL: &[(&str, Case)] = &[
         hardening::bodies_are_limited_before_they_are_read,
     ),
     ("hardening::expiries_past_2038", hardening::expiries_past_2038),
+    ("hardening::per_key_rate_limits", hardening::per_key_rate_limits),
+    (
+        "hardening::failed_attempts_are_throttled_per_client",
+        hardening::failed_attempts_are_throttled_per_client,
+    ),
     (
         "hardening::store_conformance_on_d1_and_kv",
         hardening::store_conformance_on_d1_and_kv,
