@@ -107,8 +107,16 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
         _ => return None,
     };
     let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000) + frac_ms)
+    let ms = ((days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60) * 1000) + frac_ms;
+    // An offset can carry 9999-12-31 into year 10000 (or 0000-01-01 into year -1) in UTC, which
+    // RFC 3339's four-digit years cannot write back: such an instant is refused, so every
+    // accepted time formats and parses to itself (found by the rfc3339 fuzz target).
+    (MIN_RFC3339_MS..MAX_RFC3339_MS).contains(&ms).then_some(ms)
 }
+
+/// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z.
+const MIN_RFC3339_MS: Millis = -62_167_219_200_000;
+const MAX_RFC3339_MS: Millis = 253_402_300_800_000;
 
 /// Adds calendar months, clamping the day (Jan 31 + 1 month = Feb 28/29).
 pub fn add_months(ms: Millis, months: u32) -> Millis {
@@ -148,6 +156,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-23t10:00:00z"), Some(base));
         assert_eq!(parse_rfc3339("2026-11-23T10:00:00.5Z"), Some(base + 500));
         assert_eq!(parse_rfc3339("2026-11-23T10:00:00.123456789Z"), Some(base + 123));
+        for edge in ["9999-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z"] {
+            let ms = parse_rfc3339(edge).unwrap();
+            assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms), "{edge}");
+        }
     }
 
     #[test]
@@ -168,6 +180,9 @@ mod tests {
             "+2026-11-23T10:00:00Z",
             "2026-1a-23T10:00:00Z",
             "in 3 days",
+            // Valid text, but in UTC a year RFC 3339 cannot write (fuzz/regressions/rfc3339).
+            "9999-12-31T23:30:00-01:00",
+            "0000-01-01T00:30:00+01:00",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
         }
