@@ -51,7 +51,7 @@ export function kw_forward(req, identity) {
 
 // A key with a rate limit: the tier's binding decides first. A limiter that fails lets the request
 // through (rate limiting is not authentication; the failure is logged).
-export function kw_forward_limited(req, identity, env, binding, key, body, headers) {
+export function kw_forward_limited(req, identity, env, binding, key, status, body, headers) {
   const pass = (e) => {
     console.error('rate limiter ' + binding + ': ' + e);
     return kw_forward(req, identity);
@@ -62,7 +62,7 @@ export function kw_forward_limited(req, identity, env, binding, key, body, heade
   } catch (e) {
     return pass(e);
   }
-  return verdict.then((r) => (r.success ? kw_forward(req, identity) : kw_respond(429, body, headers)), pass);
+  return verdict.then((r) => (r.success ? kw_forward(req, identity) : kw_respond(status, body, headers)), pass);
 }
 
 export function kw_respond(status, body, headers) {
@@ -131,6 +131,7 @@ extern "C" {
         env: &worker::Env,
         binding: &str,
         key: &str,
+        status: u16,
         body: &str,
         headers: &str,
     ) -> Result<JsValue, JsValue>;
@@ -179,17 +180,17 @@ pub fn forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValu
 }
 
 /// Like `forward`, after the key's rate-limit tier (binding `binding`, counted per key id) lets the
-/// request through; otherwise resolves to the 429 answer given (body, flat headers).
+/// request through; otherwise resolves to the refusal given (a Response built by ApiError).
 pub fn forward_limited(
     req: &web_sys::Request,
     identity: &str,
     env: &worker::Env,
     binding: &str,
     key: &str,
-    body: &str,
-    headers: &str,
+    refusal: &crate::http::plain::Response,
+    refusal_headers: &str,
 ) -> Result<JsValue, JsValue> {
-    kw_forward_limited(req, identity, env, binding, key, body, headers)
+    kw_forward_limited(req, identity, env, binding, key, refusal.status, &refusal.body, refusal_headers)
 }
 
 /// Once per isolate: the origin, and the answer JS gives on its own when the origin fails (status

@@ -28,9 +28,10 @@ use crate::store::Records;
 /// The isolate's state, and the answers the hot path gives most, built once.
 struct Isolate {
     st: State,
-    invalid_token: (String, String),
-    /// Per rate-limit tier: (binding, 429 body, 429 headers).
-    rate_limited: Vec<(String, String, String)>,
+    /// The invalid_token refusal and its headers flattened.
+    invalid_token: (Response, String),
+    /// Per rate-limit tier: (binding, the refusal, its headers flattened).
+    rate_limited: Vec<(String, Response, String)>,
 }
 
 thread_local! {
@@ -66,11 +67,15 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
         .iter()
         .map(|t| {
             let r = Response::problem(&ApiError::RateLimited(t.rate()), st.realm());
-            (t.binding.clone(), r.body.clone(), flat_headers(&r))
+            let flat = flat_headers(&r);
+            (t.binding.clone(), r, flat)
         })
         .collect();
     let i = Rc::new(Isolate {
-        invalid_token: (invalid.body.clone(), flat_headers(&invalid)),
+        invalid_token: {
+            let flat = flat_headers(&invalid);
+            (invalid, flat)
+        },
         rate_limited,
         st,
     });
@@ -199,7 +204,8 @@ fn answer(r: ApiResult<JsValue>, env: &Env, ctx: &Context, iso: &Rc<Isolate>, he
         Ok(v) => v,
         Err(ApiError::InvalidToken) => {
             note_failure(env, ctx, iso, head.client());
-            js::respond(401, &iso.invalid_token.0, &iso.invalid_token.1).into()
+            let (r, headers) = &iso.invalid_token;
+            js::respond(r.status, &r.body, headers).into()
         }
         Err(e) => problem(&e, iso.st.realm()).into(),
     }
@@ -251,14 +257,14 @@ fn finish(
     let entry = gateway::authorize(route, entry, now)?;
     note_use(env, ctx, iso, hash, now);
     if let Some(rl) = &entry.ratelimit {
-        if let Some((binding, body, headers)) = iso
+        if let Some((binding, refusal, headers)) = iso
             .st
             .policy
             .tiers
             .binding_for(rl)
             .and_then(|b| iso.rate_limited.iter().find(|t| t.0 == b))
         {
-            return js::forward_limited(req, &entry.identity, env, binding, &entry.id, body, headers).map_err(|e| {
+            return js::forward_limited(req, &entry.identity, env, binding, &entry.id, refusal, headers).map_err(|e| {
                 crate::log::error(&format!("origin fetch could not start: {e:?}"));
                 ApiError::BadGateway
             });
