@@ -9,6 +9,7 @@ pub mod model;
 pub mod policy;
 pub mod record;
 pub mod scope;
+pub mod signing;
 pub mod time;
 pub mod usage;
 pub mod validate;
