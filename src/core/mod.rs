@@ -10,6 +10,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod record;
 pub mod scope;
+pub mod signing;
 pub mod time;
 pub mod usage;
 pub mod validate;
