@@ -17,6 +17,9 @@ pub struct Config {
     /// KEYWARD_CONFORMANCE=1 (only the e2e harness sets it): enables the root-only route that
     /// runs the storage conformance suite against the real D1 and KV bindings.
     pub conformance_route: bool,
+    /// ORIGIN_SIGNING_SECRET (a secret): when set, every forwarded request carries
+    /// X-Keyward-Signature (docs/origin-signing.md). Empty counts as unset.
+    pub origin_signing_secret: Option<String>,
 }
 
 fn number(get: &dyn Fn(&str) -> Option<String>, name: &str, default: i64) -> Result<i64, ApiError> {
@@ -51,6 +54,7 @@ impl Config {
             last_used_interval: number(get, "LAST_USED_INTERVAL_S", 60)? * SECOND,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.is_empty()),
             conformance_route: get("KEYWARD_CONFORMANCE").as_deref() == Some("1"),
+            origin_signing_secret: get("ORIGIN_SIGNING_SECRET").filter(|s| !s.is_empty()),
         })
     }
 }

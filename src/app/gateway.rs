@@ -9,6 +9,7 @@ use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
 use crate::core::policy::{Policy, Route};
 use crate::core::record::KeyEntry;
+use crate::core::signing::Signer;
 use crate::core::time::Millis;
 use crate::http::bearer::{bearer, overrides_method};
 use crate::http::head::Head;
@@ -43,6 +44,16 @@ pub fn prepare<'p>(policy: &'p Policy, head: &Head) -> ApiResult<Prepared<'p>> {
     let key = ApiKey::parse(token).map_err(|_| ApiError::InvalidToken)?;
     let route = route.ok_or(ApiError::NoRoute)?;
     Ok(Prepared::Keyed(KeyHash::of(&key), route))
+}
+
+/// The X-Keyward-Signature value for a forwarded request, when signing is on: over the time, the
+/// method, the target exactly as forwarded (path and query) and the identity lines ("" on a public
+/// route). See docs/origin-signing.md.
+pub fn signature(signer: Option<&Signer>, now: Millis, head: &Head, identity: &str) -> String {
+    match signer {
+        None => String::new(),
+        Some(s) => s.signature(now.div_euclid(1000), head.method(), head.target(), identity),
+    }
 }
 
 /// The decision once the record (or its absence) is known.

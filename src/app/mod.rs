@@ -18,6 +18,7 @@ use crate::core::cache::{KeyCache, SeededHash};
 use crate::core::hash::KeyHash;
 use crate::core::policy::Policy;
 use crate::core::ratelimit::Throttled;
+use crate::core::signing::Signer;
 use crate::core::time::Millis;
 use crate::core::usage::UsageBatch;
 use crate::http::plain::{Request, Response};
@@ -37,6 +38,7 @@ pub struct State {
     pub cache: RefCell<KeyCache>,
     pub usage: RefCell<UsageBatch>,
     pub throttled: RefCell<Throttled>,
+    pub signer: Option<Signer>,
 }
 
 /// What a request did with a key, for the glue's bookkeeping after the response.
@@ -70,6 +72,7 @@ impl State {
                 SeededHash::new([word(2), word(3)]),
             )),
             throttled: RefCell::new(Throttled::new(10_000)),
+            signer: config.origin_signing_secret.as_deref().map(|s| Signer::new(s.as_bytes())),
             config,
             policy,
         })

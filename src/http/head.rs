@@ -44,6 +44,12 @@ impl Head {
     pub fn path(&self) -> &str {
         crate::http::body::path_of(self.url())
     }
+    /// Path and query, exactly as forwarded to the origin (what kw_forward appends to ORIGIN_URL).
+    pub fn target(&self) -> &str {
+        let u = self.url();
+        let host_start = u.find("//").map_or(0, |i| i + 2);
+        u[host_start..].find('/').map_or("/", |i| &u[host_start + i..])
+    }
 }
 
 #[cfg(test)]
@@ -63,6 +69,8 @@ mod tests {
                 "203.0.113.7"
             )
         );
+        assert_eq!(h.target(), "/projects/1?x=1");
+        assert_eq!(Head::new("GET\nhttps://h\n".into()).target(), "/");
         let h = Head::new("POST\nhttps://h/deploy\n".into());
         assert_eq!(
             (h.method(), h.url(), h.auth(), h.client()),

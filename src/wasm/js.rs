@@ -26,7 +26,7 @@ function dropped(k) {
   return DROP.has(n) || n.startsWith('x-keyward-') || n.startsWith('x-forwarded-');
 }
 
-export function kw_forward(req, identity) {
+export function kw_forward(req, identity, signature) {
   const u = req.url;
   const start = u.indexOf('/', u.indexOf('//') + 2);
   const target = ORIGIN + (start < 0 ? '/' : u.slice(start));
@@ -43,6 +43,7 @@ export function kw_forward(req, identity) {
     h.set('x-keyward-workspace', identity.slice(a + 1, b));
     h.set('x-keyward-scopes', identity.slice(b + 1));
   }
+  if (signature !== '') h.set('x-keyward-signature', signature);
   return fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' }).catch((e) => {
     console.error('origin fetch failed: ' + e);
     return new Response(BAD_GATEWAY, { status: BAD_GATEWAY_STATUS, headers: { 'content-type': 'application/problem+json' } });
@@ -51,10 +52,10 @@ export function kw_forward(req, identity) {
 
 // A key with a rate limit: the tier's binding decides first. A limiter that fails lets the request
 // through (rate limiting is not authentication; the failure is logged).
-export function kw_forward_limited(req, identity, env, binding, key, status, body, headers) {
+export function kw_forward_limited(req, identity, signature, env, binding, key, status, body, headers) {
   const pass = (e) => {
     console.error('rate limiter ' + binding + ': ' + e);
-    return kw_forward(req, identity);
+    return kw_forward(req, identity, signature);
   };
   let verdict;
   try {
@@ -62,7 +63,7 @@ export function kw_forward_limited(req, identity, env, binding, key, status, bod
   } catch (e) {
     return pass(e);
   }
-  return verdict.then((r) => (r.success ? kw_forward(req, identity) : kw_respond(status, body, headers)), pass);
+  return verdict.then((r) => (r.success ? kw_forward(req, identity, signature) : kw_respond(status, body, headers)), pass);
 }
 
 export function kw_respond(status, body, headers) {
@@ -122,12 +123,13 @@ export async function kw_read_body(req, limit) {
 "#)]
 extern "C" {
     #[wasm_bindgen(catch)]
-    fn kw_forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValue>;
+    fn kw_forward(req: &web_sys::Request, identity: &str, signature: &str) -> Result<JsValue, JsValue>;
 
     #[wasm_bindgen(catch)]
     fn kw_forward_limited(
         req: &web_sys::Request,
         identity: &str,
+        signature: &str,
         env: &worker::Env,
         binding: &str,
         key: &str,
@@ -174,9 +176,10 @@ pub async fn read_body(req: &web_sys::Request, limit: usize) -> Result<Option<Ve
 
 /// Starts the origin fetch and returns its Promise<Response> unawaited: the runtime awaits it.
 /// A failed fetch resolves to the 502 problem set by `init`, not a rejection.
-/// `identity` is KeyEntry::identity (`id\nworkspace\nscopes`), or "" for a public route.
-pub fn forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValue> {
-    kw_forward(req, identity)
+/// `identity` is KeyEntry::identity (`id\nworkspace\nscopes`), or "" for a public route;
+/// `signature` the X-Keyward-Signature value, or "" when signing is off.
+pub fn forward(req: &web_sys::Request, identity: &str, signature: &str) -> Result<JsValue, JsValue> {
+    kw_forward(req, identity, signature)
 }
 
 /// Like `forward`, after the key's rate-limit tier (binding `binding`, counted per key id) lets the
@@ -184,13 +187,14 @@ pub fn forward(req: &web_sys::Request, identity: &str) -> Result<JsValue, JsValu
 pub fn forward_limited(
     req: &web_sys::Request,
     identity: &str,
+    signature: &str,
     env: &worker::Env,
     binding: &str,
     key: &str,
     refusal: &crate::http::plain::Response,
     refusal_headers: &str,
 ) -> Result<JsValue, JsValue> {
-    kw_forward_limited(req, identity, env, binding, key, refusal.status, &refusal.body, refusal_headers)
+    kw_forward_limited(req, identity, signature, env, binding, key, refusal.status, &refusal.body, refusal_headers)
 }
 
 /// Once per isolate: the origin, and the answer JS gives on its own when the origin fails (status

@@ -236,8 +236,8 @@ fn note_failure(env: &Env, ctx: &Context, iso: &Rc<Isolate>, client: &str) {
     });
 }
 
-fn forward(req: &web_sys::Request, identity: &str) -> ApiResult<JsValue> {
-    js::forward(req, identity).map_err(|e| {
+fn forward(req: &web_sys::Request, identity: &str, signature: &str) -> ApiResult<JsValue> {
+    js::forward(req, identity, signature).map_err(|e| {
         crate::log::error(&format!("origin fetch could not start: {e:?}"));
         ApiError::BadGateway
     })
@@ -246,6 +246,7 @@ fn forward(req: &web_sys::Request, identity: &str) -> ApiResult<JsValue> {
 #[allow(clippy::too_many_arguments)]
 fn finish(
     req: &web_sys::Request,
+    head: &Head,
     env: &Env,
     ctx: &Context,
     iso: &Rc<Isolate>,
@@ -256,6 +257,7 @@ fn finish(
 ) -> ApiResult<JsValue> {
     let entry = gateway::authorize(route, entry, now)?;
     note_use(env, ctx, iso, hash, now);
+    let signature = gateway::signature(iso.st.signer.as_ref(), now, head, &entry.identity);
     if let Some(rl) = &entry.ratelimit {
         if let Some((binding, refusal, headers)) = iso
             .st
@@ -264,13 +266,13 @@ fn finish(
             .binding_for(rl)
             .and_then(|b| iso.rate_limited.iter().find(|t| t.0 == b))
         {
-            return js::forward_limited(req, &entry.identity, env, binding, &entry.id, refusal, headers).map_err(|e| {
+            return js::forward_limited(req, &entry.identity, &signature, env, binding, &entry.id, refusal, headers).map_err(|e| {
                 crate::log::error(&format!("origin fetch could not start: {e:?}"));
                 ApiError::BadGateway
             });
         }
     }
-    forward(req, &entry.identity)
+    forward(req, &entry.identity, &signature)
 }
 
 /// Decides from memory: refusals that need no storage, public routes and cache hits.
@@ -285,11 +287,14 @@ fn gateway_fast(
 ) -> Option<JsValue> {
     match gateway::prepare(&iso.st.policy, head) {
         Err(e) => Some(answer(Err(e), env, ctx, iso, head)),
-        Ok(Prepared::Public) => Some(answer(forward(req, ""), env, ctx, iso, head)),
+        Ok(Prepared::Public) => {
+            let signature = gateway::signature(iso.st.signer.as_ref(), now, head, "");
+            Some(answer(forward(req, "", &signature), env, ctx, iso, head))
+        }
         Ok(Prepared::Keyed(hash, route)) => {
             let entry = lookup::cached(&iso.st, &hash, now)?;
             Some(answer(
-                finish(req, env, ctx, iso, route, &hash, entry, now),
+                finish(req, head, env, ctx, iso, route, &hash, entry, now),
                 env,
                 ctx,
                 iso,
@@ -310,11 +315,11 @@ async fn gateway_slow(
 ) -> JsValue {
     let r = async {
         match gateway::prepare(&iso.st.policy, head)? {
-            Prepared::Public => forward(req, ""),
+            Prepared::Public => forward(req, "", &gateway::signature(iso.st.signer.as_ref(), now, head, "")),
             Prepared::Keyed(hash, route) => {
                 let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
                 let entry = lookup::entry(&iso.st, &edge, &hash, now).await?;
-                finish(req, env, ctx, iso, route, &hash, entry, now)
+                finish(req, head, env, ctx, iso, route, &hash, entry, now)
             }
         }
     };

@@ -46,6 +46,9 @@ use wrangler::WranglerDev;
 
 pub type TestResult = Result<(), Failed>;
 
+/// The worker under test signs what it forwards with this (docs/origin-signing.md).
+pub const SIGNING_SECRET: &str = "e2e-origin-signing-secret";
+
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     // Trials share one worker and some assert on global state (logs, the origin's record).

@@ -175,6 +175,7 @@ impl WranglerDev {
             .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
             .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
             .args(["--var", "KEYWARD_CONFORMANCE:1"])
+            .args(["--var", &format!("ORIGIN_SIGNING_SECRET:{}", crate::SIGNING_SECRET)])
             .arg("--show-interactive-dev-session=false")
             .current_dir(root)
             .envs(env)

@@ -519,3 +519,45 @@ pub fn failed_attempts_are_throttled_per_client(ctx: &Ctx) -> TestResult {
     expect_forwarded(ctx, &ctx.gateway("GET", &path, &good)?, &path).context("the same key from another address")?;
     Ok(())
 }
+
+/// With ORIGIN_SIGNING_SECRET set, the origin gets X-Keyward-Signature over the time, method,
+/// target and identity headers it received, verifiable with the secret (a keyed route and a
+/// public one); a client-sent signature never reaches it.
+pub fn forwarded_requests_are_signed(ctx: &Ctx) -> TestResult {
+    use keyward::core::signing::Signer;
+    let signer = Signer::new(crate::SIGNING_SECRET.as_bytes());
+    let ws = ctx.workspace("sig");
+    let (key, _) = ctx.create_key(&ws, json!({"name": "signed", "scopes": ["projects:viewer"]}))?;
+    let path = format!("/projects/{}", ctx.nonce());
+    let resp = ctx.request(
+        "GET",
+        &format!("{path}?a=1&b=%20"),
+        &[("authorization", &bearer(&key)), ("x-keyward-signature", "t=1,v1=forged")],
+        Body::None,
+    )?;
+    let got = expect_forwarded(ctx, &resp, &path)?;
+    let sig = got.header("x-keyward-signature")?.ok_or("no X-Keyward-Signature at the origin")?;
+    let identity = format!(
+        "{}\n{}\n{}",
+        got.header("x-keyward-key-id")?.unwrap_or(""),
+        got.header("x-keyward-workspace")?.unwrap_or(""),
+        got.header("x-keyward-scopes")?.unwrap_or("")
+    );
+    let now = crate::util::unix_ms() / 1000;
+    let target = format!("{}?{}", got.path, got.query);
+    signer
+        .verify(sig, now, 300, "GET", &target, &identity)
+        .map_err(|e| format!("signature {sig} does not verify: {e:?}"))?;
+    ensure!(
+        signer.verify(sig, now, 300, "POST", &target, &identity).is_err(),
+        "a signature that verifies for another method"
+    );
+    let before = ctx.origin.requests_to("/health").len();
+    ctx.raw_request("GET", "/health", &[])?.expect_status(200)?;
+    let health = ctx.origin.requests_to("/health").remove(before);
+    let sig = health.header("x-keyward-signature")?.ok_or("public route not signed")?;
+    signer
+        .verify(sig, now, 300, "GET", "/health", "")
+        .map_err(|e| format!("public signature {sig}: {e:?}"))?;
+    Ok(())
+}

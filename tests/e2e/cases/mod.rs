@@ -77,6 +77,10 @@ pub const ALL: &[(&str, Case)] = &[
     ("hardening::expiries_past_2038", hardening::expiries_past_2038),
     ("hardening::per_key_rate_limits", hardening::per_key_rate_limits),
     (
+        "hardening::forwarded_requests_are_signed",
+        hardening::forwarded_requests_are_signed,
+    ),
+    (
         "hardening::failed_attempts_are_throttled_per_client",
         hardening::failed_attempts_are_throttled_per_client,
     ),
