@@ -32,20 +32,32 @@ for t in "${targets[@]}"; do
 done
 
 # --- what is missing, and nothing else ---------------------------------------------------------
+fuzz_dir="$KEYWARD_ROOT/fuzz"
+logs="$fuzz_dir/target/logs"
+mkdir -p "$logs"
+
+installing() { # installing WHAT LOG CMD...: run an install quietly, show its log's tail on failure
+  local what="$1" log="$2"
+  shift 2
+  echo "fuzz: installing $what (log: ${log#"$KEYWARD_ROOT"/})"
+  if ! keyward_locked "$@" >"$log" 2>&1; then
+    tail -n 20 "$log"
+    echo "fuzz: installing $what failed" >&2
+    exit 1
+  fi
+}
 if ! rustup toolchain list | grep -q '^nightly-'; then
-  echo "fuzz: installing the nightly toolchain (minimal profile)"
-  keyward_locked rustup toolchain install nightly --profile minimal
+  # --no-self-update: without it rustup also replaces its own binary in ~/.cargo/bin with the
+  # dist server's "stable" rustup (here an older one: 1.29.0 -> 1.28.2, seen on this machine kind).
+  installing "the nightly toolchain" "$logs/install-nightly.log" \
+    rustup toolchain install nightly --profile minimal --no-self-update
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "fuzz: installing cargo-fuzz"
-  # --locked works here (cargo-fuzz 0.13.2, about 40 s on 2 cores): no fallback needed.
-  keyward_locked cargo install cargo-fuzz --locked
+  # --locked works here (cargo-fuzz 0.13.2, 36-70 s on 2 cores): no fallback without it needed.
+  installing cargo-fuzz "$logs/install-cargo-fuzz.log" cargo install cargo-fuzz --locked
 fi
 
-fuzz_dir="$KEYWARD_ROOT/fuzz"
 export CARGO_TARGET_DIR="$fuzz_dir/target"
-logs="$CARGO_TARGET_DIR/logs"
-mkdir -p "$logs"
 # Release with debug assertions: overflow checks and debug_assert! catch more than plain release.
 fuzz_flags=(--debug-assertions)
 
