@@ -1,5 +1,10 @@
 -- wrk script: rotate through a file of API keys, one `Authorization: Bearer <key>` per request.
---   wrk ... -s bench/wrk/rotate.lua URL -- KEYS_FILE METHOD PATH
+--   wrk ... -s bench/wrk/rotate.lua URL -- KEYS_FILE METHOD PATH [CLIENTS]
+-- Each request also carries its own CF-Connecting-IP from 198.18.0.0/15 (the benchmarking range;
+-- a header value only): real traffic comes from many clients, and keyward throttles a client that
+-- sends many invalid keys (local wrangler keeps a client-sent CF-Connecting-IP). CLIENTS (default
+-- 64) variants of every key are formatted, each with another address, so one address is seen
+-- about once in keys * CLIENTS requests: far below keyward's failed-attempt budget.
 -- Every request is formatted once in init(); request() only picks the next one. Each thread starts
 -- at a different offset. done() prints one JSON line (prefixed "BENCH_JSON ") with throughput,
 -- latency percentiles (us), socket errors and the count of every HTTP status seen.
@@ -16,14 +21,23 @@ end
 local reqs, n, i = {}, 0, 0
 statuses = {}
 
+local function address(j)
+  return string.format("198.%d.%d.%d", 18 + math.floor(j / 65536) % 2, math.floor(j / 256) % 256, j % 256)
+end
+
 function init(args)
   local file, method, path = args[1], args[2] or "GET", args[3] or "/"
+  local clients = tonumber(args[4] or "64")
   local body = nil
   if method ~= "GET" and method ~= "HEAD" then body = "" end
+  local keys = {}
   for line in io.lines(file) do
-    if #line > 0 then
+    if #line > 0 then table.insert(keys, line) end
+  end
+  for c = 1, clients do
+    for _, key in ipairs(keys) do
       n = n + 1
-      reqs[n] = wrk.format(method, path, { ["Authorization"] = "Bearer " .. line }, body)
+      reqs[n] = wrk.format(method, path, { ["Authorization"] = "Bearer " .. key, ["CF-Connecting-IP"] = address(n) }, body)
     end
   end
   if n == 0 then error("no keys in " .. file) end

@@ -72,7 +72,10 @@ impl State {
                 SeededHash::new([word(2), word(3)]),
             )),
             throttled: RefCell::new(Throttled::new(10_000)),
-            signer: config.origin_signing_secret.as_deref().map(|s| Signer::new(s.as_bytes())),
+            signer: config
+                .origin_signing_secret
+                .as_deref()
+                .map(|s| Signer::new(s.as_bytes())),
             config,
             policy,
         })
@@ -90,6 +93,16 @@ impl State {
                 Err(ApiError::Throttled { period: t.period })
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed attempt by `client`; true when the throttle binding must count it too.
+    pub fn failure(&self, client: &str, now: Millis) -> bool {
+        match &self.policy.throttle {
+            Some(t) if !client.is_empty() => {
+                self.throttled.borrow_mut().failure(client, &t.rate(), now) == crate::core::ratelimit::Failure::Consult
+            }
+            _ => false,
         }
     }
 

@@ -185,25 +185,67 @@ mod tests {
     }
 }
 
-/// Client addresses this isolate has seen go over the failed-attempt budget, and until when it
-/// refuses them. Checked before any parsing, hashing or storage read, so a throttled client gets
-/// the same answer whatever key it sends. Bounded: at the bound, expired entries go first, then
-/// the one that ends soonest.
+/// Failed attempts per client address, as this isolate sees them, and the addresses it refuses
+/// until their window ends. A client's first few failures in a window are counted here only; from
+/// `consult_at` on, each one is also counted on the throttle binding (shared by the location), so
+/// an occasional typo costs no binding call while a client spreading failures over isolates is
+/// still caught. Refusal is checked before any parsing, hashing or storage read, so a throttled
+/// client gets the same answer whatever key it sends. Both maps are bounded.
 pub struct Throttled {
     until: std::collections::HashMap<Box<str>, super::time::Millis>,
+    /// (window start, failures in it)
+    seen: std::collections::HashMap<Box<str>, (super::time::Millis, u32)>,
     max: usize,
+}
+
+/// What the glue does after a failure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Counted here; nothing else to do.
+    Counted,
+    /// Count it on the binding too (its verdict goes to `mark` when over budget).
+    Consult,
+    /// Over the whole budget in this isolate alone: refused from now on.
+    Throttled,
 }
 
 impl Throttled {
     pub fn new(max: usize) -> Throttled {
         Throttled {
             until: std::collections::HashMap::new(),
+            seen: std::collections::HashMap::new(),
             max: max.max(1),
         }
     }
 
     pub fn is_throttled(&self, client: &str, now: super::time::Millis) -> bool {
         !self.until.is_empty() && self.until.get(client).is_some_and(|u| now < *u)
+    }
+
+    /// One failed attempt by `client` under `tier` (the throttle's limit and period).
+    pub fn failure(&mut self, client: &str, tier: &RateLimit, now: super::time::Millis) -> Failure {
+        let window = i64::from(tier.period) * 1000;
+        if self.seen.len() >= self.max && !self.seen.contains_key(client) {
+            self.seen.retain(|_, (start, _)| now - *start < window);
+            if self.seen.len() >= self.max {
+                self.seen.clear();
+            }
+        }
+        let entry = self.seen.entry(client.into()).or_insert((now, 0));
+        if now - entry.0 >= window || now < entry.0 {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        let (start, count) = *entry;
+        if count > tier.limit {
+            self.mark(client, start + window, now);
+            return Failure::Throttled;
+        }
+        if count >= (tier.limit / 4).max(1) {
+            Failure::Consult
+        } else {
+            Failure::Counted
+        }
     }
 
     pub fn mark(&mut self, client: &str, until: super::time::Millis, now: super::time::Millis) {
@@ -246,5 +288,19 @@ mod throttle_tests {
         assert_eq!(t.len(), 2);
         assert!(!t.is_throttled("b", 1_600), "the one ending soonest went first");
         assert!(t.is_throttled("c", 1_600) && t.is_throttled("d", 1_600));
+    }
+
+    #[test]
+    fn a_few_failures_stay_local_more_consult_the_binding_too_many_throttle() {
+        let tier = RateLimit { limit: 20, period: 60 };
+        let mut t = Throttled::new(100);
+        let verdicts: Vec<Failure> = (0..22).map(|i| t.failure("a", &tier, i)).collect();
+        assert!(verdicts[..4].iter().all(|v| *v == Failure::Counted), "{verdicts:?}");
+        assert!(verdicts[4..20].iter().all(|v| *v == Failure::Consult), "{verdicts:?}");
+        assert_eq!(verdicts[20], Failure::Throttled, "the 21st failure in one isolate");
+        assert!(t.is_throttled("a", 21) && !t.is_throttled("a", 60_000));
+        assert_eq!(t.failure("b", &tier, 30), Failure::Counted, "clients are counted apart");
+        // A new window starts the count again.
+        assert_eq!(t.failure("b", &tier, 100_000), Failure::Counted);
     }
 }

@@ -194,7 +194,17 @@ pub fn forward_limited(
     refusal: &crate::http::plain::Response,
     refusal_headers: &str,
 ) -> Result<JsValue, JsValue> {
-    kw_forward_limited(req, identity, signature, env, binding, key, refusal.status, &refusal.body, refusal_headers)
+    kw_forward_limited(
+        req,
+        identity,
+        signature,
+        env,
+        binding,
+        key,
+        refusal.status,
+        &refusal.body,
+        refusal_headers,
+    )
 }
 
 /// Once per isolate: the origin, and the answer JS gives on its own when the origin fails (status

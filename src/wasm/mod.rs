@@ -188,7 +188,7 @@ async fn api(
     let (resp, key_use) = app.handle_api(&plain, now).await;
     match key_use {
         KeyUse::Used(hash) => note_use(env, ctx, iso, &hash, now),
-        KeyUse::Failed => note_failure(env, ctx, iso, head_client(&plain)),
+        KeyUse::Failed => note_failure(env, ctx, iso, head_client(&plain), now),
         KeyUse::Nothing => {}
     }
     Ok(resp)
@@ -199,11 +199,11 @@ fn head_client(req: &Request) -> &str {
 }
 
 /// The answer; an invalid key also counts against the client's failed-attempt budget.
-fn answer(r: ApiResult<JsValue>, env: &Env, ctx: &Context, iso: &Rc<Isolate>, head: &Head) -> JsValue {
+fn answer(r: ApiResult<JsValue>, env: &Env, ctx: &Context, iso: &Rc<Isolate>, head: &Head, now: Millis) -> JsValue {
     match r {
         Ok(v) => v,
         Err(ApiError::InvalidToken) => {
-            note_failure(env, ctx, iso, head.client());
+            note_failure(env, ctx, iso, head.client(), now);
             let (r, headers) = &iso.invalid_token;
             js::respond(r.status, &r.body, headers).into()
         }
@@ -213,9 +213,9 @@ fn answer(r: ApiResult<JsValue>, env: &Env, ctx: &Context, iso: &Rc<Isolate>, he
 
 /// Counts one failed attempt of `client` on the throttle binding, after the response; over the
 /// budget, this isolate refuses the client until the window ends (State::check_throttle).
-fn note_failure(env: &Env, ctx: &Context, iso: &Rc<Isolate>, client: &str) {
+fn note_failure(env: &Env, ctx: &Context, iso: &Rc<Isolate>, client: &str, now: Millis) {
     let Some(t) = &iso.st.policy.throttle else { return };
-    if client.is_empty() {
+    if !iso.st.failure(client, now) {
         return;
     }
     let rl = match env.rate_limiter(&t.binding) {
@@ -266,7 +266,17 @@ fn finish(
             .binding_for(rl)
             .and_then(|b| iso.rate_limited.iter().find(|t| t.0 == b))
         {
-            return js::forward_limited(req, &entry.identity, &signature, env, binding, &entry.id, refusal, headers).map_err(|e| {
+            return js::forward_limited(
+                req,
+                &entry.identity,
+                &signature,
+                env,
+                binding,
+                &entry.id,
+                refusal,
+                headers,
+            )
+            .map_err(|e| {
                 crate::log::error(&format!("origin fetch could not start: {e:?}"));
                 ApiError::BadGateway
             });
@@ -286,10 +296,10 @@ fn gateway_fast(
     now: Millis,
 ) -> Option<JsValue> {
     match gateway::prepare(&iso.st.policy, head) {
-        Err(e) => Some(answer(Err(e), env, ctx, iso, head)),
+        Err(e) => Some(answer(Err(e), env, ctx, iso, head, now)),
         Ok(Prepared::Public) => {
             let signature = gateway::signature(iso.st.signer.as_ref(), now, head, "");
-            Some(answer(forward(req, "", &signature), env, ctx, iso, head))
+            Some(answer(forward(req, "", &signature), env, ctx, iso, head, now))
         }
         Ok(Prepared::Keyed(hash, route)) => {
             let entry = lookup::cached(&iso.st, &hash, now)?;
@@ -299,6 +309,7 @@ fn gateway_fast(
                 ctx,
                 iso,
                 head,
+                now,
             ))
         }
     }
@@ -323,7 +334,7 @@ async fn gateway_slow(
             }
         }
     };
-    answer(r.await, env, ctx, iso, head)
+    answer(r.await, env, ctx, iso, head, now)
 }
 
 /// Notes a successful use; the batch decides when D1 is written (after the response, through
