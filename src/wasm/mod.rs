@@ -14,6 +14,7 @@ use crate::app::gateway::{self, Prepared};
 use crate::app::{lookup, route_of, App, Config, KeyUse, Route, State};
 use crate::core::hash::KeyHash;
 use crate::core::policy::Route as PolicyRoute;
+use crate::core::ratelimit::RateLimit;
 use crate::core::record::KeyEntry;
 use crate::core::time::Millis;
 use crate::core::usage::Due;
@@ -25,13 +26,20 @@ use crate::store::d1::D1Records;
 use crate::store::kv::KvEdge;
 use crate::store::Records;
 
+struct TierAnswer {
+    rate: RateLimit,
+    binding: String,
+    refusal: Response,
+    refusal_headers: String,
+}
+
 /// The isolate's state, and the answers the hot path gives most, built once.
 struct Isolate {
     st: State,
     /// The invalid_token refusal and its headers flattened.
     invalid_token: (Response, String),
-    /// Per rate-limit tier: (binding, the refusal, its headers flattened).
-    rate_limited: Vec<(String, Response, String)>,
+    /// Per rate-limit tier: its binding and its 429.
+    rate_limited: Vec<TierAnswer>,
 }
 
 thread_local! {
@@ -66,9 +74,13 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
         .0
         .iter()
         .map(|t| {
-            let r = Response::problem(&ApiError::RateLimited(t.rate()), st.realm());
-            let flat = flat_headers(&r);
-            (t.binding.clone(), r, flat)
+            let refusal = Response::problem(&ApiError::RateLimited(t.rate()), st.realm());
+            TierAnswer {
+                rate: t.rate(),
+                binding: t.binding.clone(),
+                refusal_headers: flat_headers(&refusal),
+                refusal,
+            }
         })
         .collect();
     let i = Rc::new(Isolate {
@@ -236,11 +248,16 @@ fn note_failure(env: &Env, ctx: &Context, iso: &Rc<Isolate>, client: &str, now: 
     });
 }
 
-fn forward(req: &web_sys::Request, identity: &str, signature: &str) -> ApiResult<JsValue> {
-    js::forward(req, identity, signature).map_err(|e| {
+/// The origin fetch started (its Promise goes back to the runtime unawaited), or a 502.
+fn started(fetch: Result<JsValue, JsValue>) -> ApiResult<JsValue> {
+    fetch.map_err(|e| {
         crate::log::error(&format!("origin fetch could not start: {e:?}"));
         ApiError::BadGateway
     })
+}
+
+fn forward(req: &web_sys::Request, identity: &str, signature: &str) -> ApiResult<JsValue> {
+    started(js::forward(req, identity, signature))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -258,31 +275,22 @@ fn finish(
     let entry = gateway::authorize(route, entry, now)?;
     note_use(env, ctx, iso, hash, now);
     let signature = gateway::signature(iso.st.signer.as_ref(), now, head, &entry.identity);
-    if let Some(rl) = &entry.ratelimit {
-        if let Some((binding, refusal, headers)) = iso
-            .st
-            .policy
-            .tiers
-            .binding_for(rl)
-            .and_then(|b| iso.rate_limited.iter().find(|t| t.0 == b))
-        {
-            return js::forward_limited(
-                req,
-                &entry.identity,
-                &signature,
-                env,
-                binding,
-                &entry.id,
-                refusal,
-                headers,
-            )
-            .map_err(|e| {
-                crate::log::error(&format!("origin fetch could not start: {e:?}"));
-                ApiError::BadGateway
-            });
-        }
+    let tier = entry
+        .ratelimit
+        .and_then(|rl| iso.rate_limited.iter().find(|t| t.rate == rl));
+    match tier {
+        Some(t) => started(js::forward_limited(
+            req,
+            &entry.identity,
+            &signature,
+            env,
+            &t.binding,
+            &entry.id,
+            &t.refusal,
+            &t.refusal_headers,
+        )),
+        None => forward(req, &entry.identity, &signature),
     }
-    forward(req, &entry.identity, &signature)
 }
 
 /// Decides from memory: refusals that need no storage, public routes and cache hits.

@@ -188,7 +188,9 @@ pub fn public_routes_need_no_key_and_carry_no_identity(ctx: &Ctx) -> TestResult 
     for r in &got[before..] {
         // Only keyward's signature (signing is on in this run), never an identity or a client's header.
         ensure!(
-            !r.headers.iter().any(|(n, _)| n.starts_with("x-keyward-") && n != "x-keyward-signature"),
+            !r.headers
+                .iter()
+                .any(|(n, _)| n.starts_with("x-keyward-") && n != "x-keyward-signature"),
             "a public route carries no identity: {r:?}"
         );
         ensure_eq!(r.header("authorization")?, None, "Authorization stripped");
