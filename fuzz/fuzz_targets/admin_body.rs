@@ -101,6 +101,7 @@ impl World {
             last_used_at: None,
             rotated_from: None,
             superseded_by: None,
+            ratelimit: None,
             version: 1,
         };
         let audit = AuditEntry {
