@@ -148,6 +148,11 @@ impl Policy {
         })
     }
 
+    /// Every route, in file order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
     pub fn preset(&self, name: &str) -> Option<&Preset> {
         self.presets.iter().find(|p| p.name == name)
     }

@@ -52,7 +52,7 @@ export function kw_forward(req, identity, signature) {
 
 // A key with a rate limit: the tier's binding decides first. A limiter that fails lets the request
 // through (rate limiting is not authentication; the failure is logged).
-export function kw_forward_limited(req, identity, signature, env, binding, key, status, body, headers) {
+export function kw_forward_limited(req, identity, signature, env, binding, key, refusal) {
   const pass = (e) => {
     console.error('rate limiter ' + binding + ': ' + e);
     return kw_forward(req, identity, signature);
@@ -63,16 +63,33 @@ export function kw_forward_limited(req, identity, signature, env, binding, key, 
   } catch (e) {
     return pass(e);
   }
-  return verdict.then((r) => (r.success ? kw_forward(req, identity, signature) : kw_respond(status, body, headers)), pass);
+  return verdict.then((r) => (r.success ? kw_forward(req, identity, signature) : kw_canned(refusal)), pass);
+}
+
+function headersObject(flat) {
+  const h = {};
+  if (flat !== '') {
+    const p = flat.split('\n');
+    for (let i = 0; i + 1 < p.length; i += 2) h[p[i]] = p[i + 1];
+  }
+  return h;
 }
 
 export function kw_respond(status, body, headers) {
-  const h = new Headers();
-  if (headers !== '') {
-    const p = headers.split('\n');
-    for (let i = 0; i + 1 < p.length; i += 2) h.set(p[i], p[i + 1]);
-  }
-  return new Response(status === 204 ? null : body, { status, headers: h });
+  return new Response(status === 204 ? null : body, { status, headers: headersObject(headers) });
+}
+
+// Answers the hot path gives often (the invalid-token 401, a tier's 429), kept on the JS side once
+// per isolate: answering one then crosses no string at all.
+const CANNED = [];
+export function kw_can(status, body, headers) {
+  CANNED.push({ body, init: { status, headers: headersObject(headers) } });
+  return CANNED.length - 1;
+}
+
+export function kw_canned(id) {
+  const c = CANNED[id];
+  return new Response(c.body, c.init);
 }
 
 export function kw_request_head(req) {
@@ -133,10 +150,12 @@ extern "C" {
         env: &worker::Env,
         binding: &str,
         key: &str,
-        status: u16,
-        body: &str,
-        headers: &str,
+        refusal: u32,
     ) -> Result<JsValue, JsValue>;
+
+    fn kw_can(status: u16, body: &str, headers: &str) -> u32;
+
+    fn kw_canned(id: u32) -> web_sys::Response;
 
     fn kw_init(origin: &str, bad_gateway_status: u16, bad_gateway_body: &str);
 
@@ -191,20 +210,22 @@ pub fn forward_limited(
     env: &worker::Env,
     binding: &str,
     key: &str,
-    refusal: &crate::http::plain::Response,
-    refusal_headers: &str,
+    refusal: Canned,
 ) -> Result<JsValue, JsValue> {
-    kw_forward_limited(
-        req,
-        identity,
-        signature,
-        env,
-        binding,
-        key,
-        refusal.status,
-        &refusal.body,
-        refusal_headers,
-    )
+    kw_forward_limited(req, identity, signature, env, binding, key, refusal.0)
+}
+
+/// A response kept on the JS side (see `can`).
+#[derive(Clone, Copy)]
+pub struct Canned(u32);
+
+/// Keeps `r` on the JS side once per isolate; `canned` answers it without crossing a string.
+pub fn can(r: &crate::http::plain::Response, flat_headers: &str) -> Canned {
+    Canned(kw_can(r.status, &r.body, flat_headers))
+}
+
+pub fn canned(c: Canned) -> web_sys::Response {
+    kw_canned(c.0)
 }
 
 /// Once per isolate: the origin, and the answer JS gives on its own when the origin fails (status

@@ -29,15 +29,16 @@ use crate::store::Records;
 struct TierAnswer {
     rate: RateLimit,
     binding: String,
-    refusal: Response,
-    refusal_headers: String,
+    refusal: js::Canned,
 }
 
 /// The isolate's state, and the answers the hot path gives most, built once.
 struct Isolate {
     st: State,
-    /// The invalid_token refusal and its headers flattened.
-    invalid_token: (Response, String),
+    /// The invalid_token refusal, kept on the JS side.
+    invalid_token: js::Canned,
+    /// Each route's insufficient_scope refusal, by its scope attribute.
+    insufficient: Vec<(String, js::Canned)>,
     /// Per rate-limit tier: its binding and its 429.
     rate_limited: Vec<TierAnswer>,
 }
@@ -78,16 +79,24 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
             TierAnswer {
                 rate: t.rate(),
                 binding: t.binding.clone(),
-                refusal_headers: flat_headers(&refusal),
-                refusal,
+                refusal: js::can(&refusal, &flat_headers(&refusal)),
             }
         })
         .collect();
     let i = Rc::new(Isolate {
-        invalid_token: {
-            let flat = flat_headers(&invalid);
-            (invalid, flat)
-        },
+        invalid_token: js::can(&invalid, &flat_headers(&invalid)),
+        insufficient: st
+            .policy
+            .routes()
+            .iter()
+            .map(|r| {
+                let e = ApiError::InsufficientScope {
+                    scope_attr: r.scope_attr.clone(),
+                };
+                let refusal = Response::problem(&e, st.realm());
+                (r.scope_attr.clone(), js::can(&refusal, &flat_headers(&refusal)))
+            })
+            .collect(),
         rate_limited,
         st,
     });
@@ -216,10 +225,20 @@ fn answer(r: ApiResult<JsValue>, env: &Env, ctx: &Context, iso: &Rc<Isolate>, he
         Ok(v) => v,
         Err(ApiError::InvalidToken) => {
             note_failure(env, ctx, iso, head.client(), now);
-            let (r, headers) = &iso.invalid_token;
-            js::respond(r.status, &r.body, headers).into()
+            js::canned(iso.invalid_token).into()
         }
-        Err(e) => problem(&e, iso.st.realm()).into(),
+        Err(e) => {
+            let canned = match &e {
+                ApiError::InsufficientScope { scope_attr } => {
+                    iso.insufficient.iter().find(|(a, _)| a == scope_attr).map(|(_, c)| *c)
+                }
+                _ => None,
+            };
+            match canned {
+                Some(c) => js::canned(c).into(),
+                None => problem(&e, iso.st.realm()).into(),
+            }
+        }
     }
 }
 
@@ -286,8 +305,7 @@ fn finish(
             env,
             &t.binding,
             &entry.id,
-            &t.refusal,
-            &t.refusal_headers,
+            t.refusal,
         )),
         None => forward(req, &entry.identity, &signature),
     }
