@@ -157,45 +157,58 @@ impl WranglerDev {
             ));
         }
 
-        let port = free_port()?;
-        let log_path = run_dir.join("wrangler.log");
-        let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| format!("cannot dup the log file handle: {e}"))?;
-        eprintln!(
-            "e2e: starting wrangler dev on 127.0.0.1:{port}, log {}",
-            log_path.display()
-        );
-        let child = Command::new(&wrangler)
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--config"])
-            .arg(&config)
-            .arg("--persist-to")
-            .arg(&state_dir)
-            .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
-            .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
-            .args(["--var", "KEYWARD_CONFORMANCE:1"])
-            .args(["--var", &format!("ORIGIN_SIGNING_SECRET:{}", crate::SIGNING_SECRET)])
-            .arg("--show-interactive-dev-session=false")
-            .current_dir(root)
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", wrangler.display()))?;
+        // The port is free when chosen, but another process (wrangler's own helpers pick random
+        // ports too) can take it before wrangler binds it: then wrangler exits with "Address
+        // already in use", and a new port is tried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port()?;
+            let log_path = run_dir.join(format!("wrangler-{attempt}.log"));
+            let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+            let log_err = log
+                .try_clone()
+                .map_err(|e| format!("cannot dup the log file handle: {e}"))?;
+            eprintln!(
+                "e2e: starting wrangler dev on 127.0.0.1:{port}, log {}",
+                log_path.display()
+            );
+            let child = Command::new(&wrangler)
+                .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--config"])
+                .arg(&config)
+                .arg("--persist-to")
+                .arg(&state_dir)
+                .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
+                .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
+                .args(["--var", "KEYWARD_CONFORMANCE:1"])
+                .args(["--var", &format!("ORIGIN_SIGNING_SECRET:{}", crate::SIGNING_SECRET)])
+                .arg("--show-interactive-dev-session=false")
+                .current_dir(root)
+                .envs(env.iter().cloned())
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err)
+                .process_group(0)
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", wrangler.display()))?;
 
-        let mut dev = WranglerDev {
-            watchdog: None,
-            base_url: format!("http://127.0.0.1:{port}"),
-            log_path,
-            stopped: false,
-            child,
-        };
-        dev.watchdog = dev.spawn_watchdog();
-        dev.wait_ready()?;
-        Ok(dev)
+            let mut dev = WranglerDev {
+                watchdog: None,
+                base_url: format!("http://127.0.0.1:{port}"),
+                log_path,
+                stopped: false,
+                child,
+            };
+            dev.watchdog = dev.spawn_watchdog();
+            match dev.wait_ready() {
+                Ok(()) => return Ok(dev),
+                Err(e) if attempt < 3 && e.contains("Address already in use") => {
+                    eprintln!("e2e: port {port} was taken before wrangler bound it; trying another");
+                    dev.stop();
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub fn base_url(&self) -> String {
