@@ -155,6 +155,18 @@ fn metadata_json(k: &Key) -> String {
     Value::Object(k.metadata.clone()).to_string()
 }
 
+/// When an audit insert runs, inside its batch.
+enum AuditGuard<'a> {
+    Always,
+    /// Only if the guarded key UPDATE with this write token applied.
+    KeyWrite {
+        id: &'a str,
+        token: &'a str,
+    },
+    /// Only if the statement before it changed a row.
+    PreviousChanged,
+}
+
 pub struct D1Records(D1Database);
 
 impl D1Records {
@@ -168,9 +180,10 @@ impl D1Records {
         self.0.prepare(sql).bind(args).map_err(d1_err)
     }
 
-    /// The audit insert; with `guard` = Some((key id, token)) only if that write applied.
-    fn audit_stmt(&self, a: &AuditEntry, guard: Option<(&str, &str)>) -> StoreResult<D1PreparedStatement> {
-        let args = [
+    /// The audit insert, written in the same batch as the change it records, and only if that
+    /// change applied (`guard`).
+    fn audit_stmt(&self, a: &AuditEntry, guard: AuditGuard<'_>) -> StoreResult<D1PreparedStatement> {
+        let mut args = vec![
             n(a.at),
             s(&a.workspace),
             s(&a.actor),
@@ -178,21 +191,20 @@ impl D1Records {
             os(a.key_id.as_deref()),
             s(&a.detail.to_string()),
         ];
-        match guard {
-            None => self.stmt(
-                "INSERT INTO audit (at, workspace, actor, action, key_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                &args,
-            ),
-            Some((id, tok)) => {
-                let mut args = args.to_vec();
-                args.extend([s(id), s(tok)]);
-                self.stmt(
-                    "INSERT INTO audit (at, workspace, actor, action, key_id, detail) SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
-                     WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?7 AND write_token = ?8)",
-                    &args,
-                )
+        let condition = match guard {
+            AuditGuard::Always => "",
+            AuditGuard::KeyWrite { id, token } => {
+                args.extend([s(id), s(token)]);
+                " WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?7 AND write_token = ?8)"
             }
-        }
+            AuditGuard::PreviousChanged => " WHERE changes() = 1",
+        };
+        self.stmt(
+            &format!(
+                "INSERT INTO audit (at, workspace, actor, action, key_id, detail) SELECT ?1, ?2, ?3, ?4, ?5, ?6{condition}"
+            ),
+            &args,
+        )
     }
 
     fn key_args(k: &Key) -> Vec<JsValue> {
@@ -299,7 +311,9 @@ impl Records for D1Records {
             ),
             &Self::key_args(key),
         )?;
-        self.batch(vec![ins, self.audit_stmt(audit, None)?]).await.map(|_| ())
+        self.batch(vec![ins, self.audit_stmt(audit, AuditGuard::Always)?])
+            .await
+            .map(|_| ())
     }
 
     async fn update_key(&self, key: &Key, expected_version: u64, audit: &AuditEntry) -> StoreResult<Written> {
@@ -307,7 +321,13 @@ impl Records for D1Records {
         let results = self
             .batch(vec![
                 self.update_stmt(key, expected_version, &tok)?,
-                self.audit_stmt(audit, Some((&key.id, &tok)))?,
+                self.audit_stmt(
+                    audit,
+                    AuditGuard::KeyWrite {
+                        id: &key.id,
+                        token: &tok,
+                    },
+                )?,
             ])
             .await?;
         Self::applied(&results)
@@ -329,7 +349,13 @@ impl Records for D1Records {
             .batch(vec![
                 self.update_stmt(old, expected_version, &tok)?,
                 insert_new,
-                self.audit_stmt(audit, Some((&old.id, &tok)))?,
+                self.audit_stmt(
+                    audit,
+                    AuditGuard::KeyWrite {
+                        id: &old.id,
+                        token: &tok,
+                    },
+                )?,
             ])
             .await?;
         Self::applied(&results)
@@ -437,7 +463,9 @@ impl Records for D1Records {
             "INSERT INTO presets (workspace, name, description, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             &[s(workspace), s(&p.name), s(&p.description), s(&scopes), n(now)],
         )?;
-        self.batch(vec![ins, self.audit_stmt(audit, None)?]).await.map(|_| ())
+        self.batch(vec![ins, self.audit_stmt(audit, AuditGuard::Always)?])
+            .await
+            .map(|_| ())
     }
 
     async fn delete_preset(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written> {
@@ -446,25 +474,15 @@ impl Records for D1Records {
             &[s(workspace), s(name)],
         )?;
         // The audit entry only if the preset existed: guarded by the changed-row count.
-        let args = [
-            n(audit.at),
-            s(&audit.workspace),
-            s(&audit.actor),
-            s(&audit.action),
-            os(audit.key_id.as_deref()),
-            s(&audit.detail.to_string()),
-        ];
-        let aud = self.stmt(
-            "INSERT INTO audit (at, workspace, actor, action, key_id, detail) SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
-             WHERE changes() = 1",
-            &args,
-        )?;
+        let aud = self.audit_stmt(audit, AuditGuard::PreviousChanged)?;
         let results = self.batch(vec![del, aud]).await?;
         Self::applied(&results)
     }
 
     async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()> {
-        self.batch(vec![self.audit_stmt(audit, None)?]).await.map(|_| ())
+        self.batch(vec![self.audit_stmt(audit, AuditGuard::Always)?])
+            .await
+            .map(|_| ())
     }
 
     async fn list_audit(&self, workspace: &str, before_id: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRow>> {

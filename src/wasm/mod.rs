@@ -279,6 +279,11 @@ fn forward(req: &web_sys::Request, identity: &str, signature: &str) -> ApiResult
     started(js::forward(req, identity, signature))
 }
 
+/// A public route: no identity headers; signed (when signing is on) over an empty identity.
+fn forward_public(req: &web_sys::Request, head: &Head, iso: &Isolate, now: Millis) -> ApiResult<JsValue> {
+    forward(req, "", &gateway::signature(iso.st.signer.as_ref(), now, head, ""))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn finish(
     req: &web_sys::Request,
@@ -323,10 +328,7 @@ fn gateway_fast(
 ) -> Option<JsValue> {
     match gateway::prepare(&iso.st.policy, head) {
         Err(e) => Some(answer(Err(e), env, ctx, iso, head, now)),
-        Ok(Prepared::Public) => {
-            let signature = gateway::signature(iso.st.signer.as_ref(), now, head, "");
-            Some(answer(forward(req, "", &signature), env, ctx, iso, head, now))
-        }
+        Ok(Prepared::Public) => Some(answer(forward_public(req, head, iso, now), env, ctx, iso, head, now)),
         Ok(Prepared::Keyed(hash, route)) => {
             let entry = lookup::cached(&iso.st, &hash, now)?;
             Some(answer(
@@ -352,7 +354,7 @@ async fn gateway_slow(
 ) -> JsValue {
     let r = async {
         match gateway::prepare(&iso.st.policy, head)? {
-            Prepared::Public => forward(req, "", &gateway::signature(iso.st.signer.as_ref(), now, head, "")),
+            Prepared::Public => forward_public(req, head, iso, now),
             Prepared::Keyed(hash, route) => {
                 let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
                 let entry = lookup::entry(&iso.st, &edge, &hash, now).await?;
