@@ -7,12 +7,12 @@ import { verify } from './verify.mjs';
 const V = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url), 'utf8'));
 const identityHeaders = (identity) => {
   if (identity === '') return {};
-  const [k, w, s] = identity.split('\n');
-  return { 'x-keyward-key-id': k, 'x-keyward-workspace': w, 'x-keyward-scopes': s };
+  const [k, w, s, e] = identity.split('\n');
+  return { 'x-keyward-key-id': k, 'x-keyward-workspace': w, 'x-keyward-scopes': s, 'x-keyward-environment': e };
 };
 
 test('every documented vector verifies, at t and at the edges of the window', () => {
-  assert.equal(V.vectors.length, 3);
+  assert.equal(V.vectors.length, 4);
   for (const v of V.vectors) {
     const headers = { ...identityHeaders(v.identity), 'x-keyward-signature': v.header };
     for (const now of [v.t, v.t + 300, v.t - 300]) {
@@ -38,7 +38,7 @@ test('tampering with method, path, query, each identity header or t fails', () =
   assert.equal(ok(headers, 'PUT'), false);
   assert.equal(ok(headers, v.method, '/projects/41?x=1'), false);
   assert.equal(ok(headers, v.method, '/projects/42?x=10'), false);
-  for (const name of ['x-keyward-key-id', 'x-keyward-workspace', 'x-keyward-scopes']) {
+  for (const name of ['x-keyward-key-id', 'x-keyward-workspace', 'x-keyward-scopes', 'x-keyward-environment']) {
     assert.equal(ok({ ...headers, [name]: headers[name] + 'x' }), false, name);
     const without = { ...headers };
     delete without[name];

@@ -82,7 +82,7 @@ impl World {
             records_at_start: RecordsState::default(),
             edge_at_start: HashMap::new(),
         };
-        let secret = ApiKey::generate(&[0u8; 32]);
+        let secret = ApiKey::generate(&Default::default(), Default::default(), &[0u8; 32]);
         assert_eq!(secret.expose_secret(), BASE_SECRET);
         let key = Key {
             id: BASE_ID.into(),
@@ -91,6 +91,7 @@ impl World {
             description: String::new(),
             hash: KeyHash::of(&secret),
             preview: secret.preview(),
+            environment: Default::default(),
             scopes: ScopeSet::parse(&["projects:editor", "events:write", "keys:admin"]).unwrap(),
             metadata: Map::new(),
             created_at: NOW - 1000,

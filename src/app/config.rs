@@ -2,6 +2,7 @@
 //! closure, so parsing is tested natively). Read once per isolate.
 
 use crate::core::cache::CacheConfig;
+use crate::core::key::{KeyFormat, KeyPrefix, DEFAULT_PREFIX};
 use crate::core::time::{Millis, SECOND};
 use crate::http::problem::ApiError;
 
@@ -9,6 +10,11 @@ use crate::http::problem::ApiError;
 pub struct Config {
     /// ORIGIN_URL without a trailing slash; the request path is appended as is.
     pub origin: String,
+    /// TEST_ORIGIN_URL, same form: where requests made with test keys go, when set.
+    pub test_origin: Option<String>,
+    /// KEY_PREFIX (minted and accepted, default `kw`) and KEY_PREFIXES_ACCEPTED (comma separated,
+    /// still accepted after a rename).
+    pub keys: KeyFormat,
     pub cache: CacheConfig,
     /// `cacheTtl` for KV reads, seconds (KV's minimum is 30).
     pub kv_cache_ttl: u64,
@@ -34,17 +40,40 @@ fn number(get: &dyn Fn(&str) -> Option<String>, name: &str, default: i64) -> Res
     }
 }
 
+fn origin_url(name: &str, value: &str) -> Result<String, ApiError> {
+    let origin = value.trim().trim_end_matches('/').to_owned();
+    if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.matches('/').count() != 2 {
+        return Err(ApiError::Internal(format!(
+            "config: {name} must be http(s)://host[:port], got {origin:?}"
+        )));
+    }
+    Ok(origin)
+}
+
+fn key_format(get: &dyn Fn(&str) -> Option<String>) -> Result<KeyFormat, ApiError> {
+    let prefix = |s: &str| KeyPrefix::new(s.trim()).map_err(|e| ApiError::Internal(format!("config: {e}")));
+    let mint = prefix(get("KEY_PREFIX").as_deref().unwrap_or(DEFAULT_PREFIX))?;
+    let also_accepted = get("KEY_PREFIXES_ACCEPTED")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(prefix)
+        .collect::<Result<_, _>>()?;
+    Ok(KeyFormat { mint, also_accepted })
+}
+
 impl Config {
     pub fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, ApiError> {
         let origin = get("ORIGIN_URL").ok_or_else(|| ApiError::Internal("config: ORIGIN_URL is not set".into()))?;
-        let origin = origin.trim().trim_end_matches('/').to_owned();
-        if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.matches('/').count() != 2 {
-            return Err(ApiError::Internal(format!(
-                "config: ORIGIN_URL must be http(s)://host[:port], got {origin:?}"
-            )));
-        }
+        let origin = origin_url("ORIGIN_URL", &origin)?;
+        let test_origin = match get("TEST_ORIGIN_URL").filter(|s| !s.trim().is_empty()) {
+            Some(v) => Some(origin_url("TEST_ORIGIN_URL", &v)?),
+            None => None,
+        };
         Ok(Config {
             origin,
+            test_origin,
+            keys: key_format(get)?,
             cache: CacheConfig {
                 ttl: number(get, "KEY_CACHE_TTL_S", 30)? * SECOND,
                 negative_ttl: number(get, "KEY_CACHE_NEGATIVE_TTL_S", 5)? * SECOND,
@@ -85,6 +114,10 @@ mod tests {
             ("ORIGIN_URL", "http://x/path"),
             ("KEY_CACHE_TTL_S", "-1"),
             ("LAST_USED_INTERVAL_S", "soon"),
+            ("TEST_ORIGIN_URL", "http://x/y"),
+            ("KEY_PREFIX", "Acme"),
+            ("KEY_PREFIX", "ac_me"),
+            ("KEY_PREFIXES_ACCEPTED", "kw,bad-one"),
         ] {
             let r = Config::from_vars(&|n| {
                 if n == name {
@@ -105,5 +138,20 @@ mod tests {
         .unwrap();
         assert_eq!(empty_token.admin_token, None, "an empty token is no token");
         assert_eq!(empty_token.origin, "http://o");
+        assert_eq!(empty_token.test_origin, None);
+        assert_eq!(empty_token.keys.mint.as_str(), "kw");
+
+        let renamed = Config::from_vars(&|n| match n {
+            "ORIGIN_URL" => Some("http://o".into()),
+            "TEST_ORIGIN_URL" => Some("https://sandbox.example:8443/".into()),
+            "KEY_PREFIX" => Some("acme".into()),
+            "KEY_PREFIXES_ACCEPTED" => Some(" kw , old1 ,".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(renamed.test_origin.as_deref(), Some("https://sandbox.example:8443"));
+        assert_eq!(renamed.keys.mint.as_str(), "acme");
+        let kept: Vec<&str> = renamed.keys.also_accepted.iter().map(|p| p.as_str()).collect();
+        assert_eq!(kept, ["kw", "old1"]);
     }
 }

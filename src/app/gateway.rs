@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::core::decide::{decide, Outcome};
 use crate::core::hash::KeyHash;
-use crate::core::key::ApiKey;
+use crate::core::key::KeyFormat;
 use crate::core::policy::{Policy, Route};
 use crate::core::record::KeyEntry;
 use crate::core::signing::Signer;
@@ -22,7 +22,7 @@ pub enum Prepared<'p> {
     Keyed(KeyHash, &'p Route),
 }
 
-pub fn prepare<'p>(policy: &'p Policy, head: &Head) -> ApiResult<Prepared<'p>> {
+pub fn prepare<'p>(policy: &'p Policy, keys: &KeyFormat, head: &Head) -> ApiResult<Prepared<'p>> {
     let route = policy
         .route(head.method(), head.path())
         .map_err(|_| ApiError::AmbiguousPath)?;
@@ -41,7 +41,7 @@ pub fn prepare<'p>(policy: &'p Policy, head: &Head) -> ApiResult<Prepared<'p>> {
         }
     }
     let token = credentials?;
-    let key = ApiKey::parse(token).map_err(|_| ApiError::InvalidToken)?;
+    let key = keys.parse(token).map_err(|_| ApiError::InvalidToken)?;
     let route = route.ok_or(ApiError::NoRoute)?;
     Ok(Prepared::Keyed(KeyHash::of(&key), route))
 }
@@ -59,7 +59,10 @@ pub fn signature(signer: Option<&Signer>, now: Millis, head: &Head, identity: &s
 /// The decision once the record (or its absence) is known.
 pub fn authorize(route: &Route, entry: Option<Rc<KeyEntry>>, now: Millis) -> ApiResult<Rc<KeyEntry>> {
     match (decide(entry.as_deref(), &route.scopes, now), entry) {
-        (Outcome::Valid, Some(e)) => Ok(e),
+        (Outcome::Valid, Some(e)) => match route.environment {
+            Some(accepted) if accepted != e.environment => Err(ApiError::WrongEnvironment { accepted }),
+            _ => Ok(e),
+        },
         (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope {
             scope_attr: route.scope_attr.clone(),
         }),

@@ -35,7 +35,7 @@ pub async fn entry<E: Edge>(
         // Tombstones (revoked, deleted) answer like unknown keys; keeping them out of the cache
         // as records keeps the cache small.
         Ok(Some(r)) if r.is_tombstone() => None,
-        Ok(Some(r)) => match KeyEntry::new(r) {
+        Ok(Some(r)) => match KeyEntry::new(r, &st.policy.catalog) {
             Ok(e) => Some(Rc::new(e)),
             Err(e) => return Ok(corrupt(hash, &e.0)),
         },

@@ -7,9 +7,8 @@ use serde_json::{json, Value};
 use super::{lookup, App, KeyUse};
 use crate::core::decide::{decide, Outcome};
 use crate::core::hash::KeyHash;
-use crate::core::key::ApiKey;
 use crate::core::record::KeyEntry;
-use crate::core::scope::ScopeSet;
+use crate::core::scope::Catalog;
 use crate::core::time::{format_rfc3339, Millis};
 use crate::http::body::parse_json;
 use crate::http::plain::{Request, Response};
@@ -24,12 +23,13 @@ struct VerifyBody {
     scopes: Vec<String>,
 }
 
-fn identity(e: &KeyEntry) -> Value {
+fn identity(e: &KeyEntry, catalog: &Catalog) -> Value {
     json!({
         "key_id": e.id,
         "workspace": e.workspace,
         "name": e.name,
-        "scopes": e.scopes.to_strings(),
+        "scopes": catalog.strings(&e.scopes),
+        "environment": e.environment.as_str(),
         "expires_at": e.expires_at.map(format_rfc3339),
         "meta": serde_json::from_str::<Value>(&e.meta_json).unwrap_or(Value::Null),
     })
@@ -46,8 +46,9 @@ pub async fn handle<R: Records, E: Edge>(
         return Err(ApiError::MethodNotAllowed);
     }
     let body: VerifyBody = parse_json(req, false)?.ok_or_else(|| ApiError::field("body", "required"))?;
-    let required = ScopeSet::parse(&body.scopes).field("scopes")?;
-    let Ok(key) = ApiKey::parse(&body.key) else {
+    let catalog = &app.st.policy.catalog;
+    let required = catalog.parse_required(&body.scopes).field("scopes")?;
+    let Ok(key) = app.st.config.keys.parse(&body.key) else {
         return Ok((
             Response::json(200, &json!({"valid": false, "code": "NOT_FOUND"})),
             KeyUse::Failed,
@@ -59,16 +60,16 @@ pub async fn handle<R: Records, E: Edge>(
     let answer = match (decide(entry.as_deref(), &required, now), entry.as_deref()) {
         (Outcome::Valid, Some(e)) => {
             outcome = KeyUse::Used(hash);
-            let mut v = identity(e);
+            let mut v = identity(e, catalog);
             v["valid"] = json!(true);
             v["code"] = json!("VALID");
             v
         }
         (Outcome::InsufficientScope(missing), Some(e)) => {
-            let mut v = identity(e);
+            let mut v = identity(e, catalog);
             v["valid"] = json!(false);
             v["code"] = json!("INSUFFICIENT_SCOPE");
-            v["missing"] = json!(missing.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            v["missing"] = json!(missing.iter().map(|s| catalog.show(s)).collect::<Vec<_>>());
             outcome = KeyUse::Nothing;
             v
         }

@@ -217,12 +217,12 @@ mod tests {
     use crate::core::record::sample_record;
 
     fn h(n: u8) -> KeyHash {
-        KeyHash::of(&ApiKey::generate(&[n; 32]))
+        KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &[n; 32]))
     }
 
     fn entry() -> Option<Rc<KeyEntry>> {
         Some(Rc::new(
-            KeyEntry::new(sample_record(&["projects:viewer"], None)).unwrap(),
+            KeyEntry::new(sample_record(&["projects:viewer"], None), &Default::default()).unwrap(),
         ))
     }
 
@@ -341,7 +341,7 @@ mod tests {
         use crate::core::decide::{decide, Outcome};
         use crate::core::scope::ScopeSet;
         let mut c = cache(30_000, 5_000, 10);
-        let e = Rc::new(KeyEntry::new(sample_record(&["projects:viewer"], Some(10_000))).unwrap());
+        let e = Rc::new(KeyEntry::new(sample_record(&["projects:viewer"], Some(10_000)), &Default::default()).unwrap());
         c.insert(h(1), Some(e), 0);
         let need = ScopeSet::parse(&["projects:viewer"]).unwrap();
         let at = |c: &mut KeyCache, now| match c.get(&h(1), now) {
@@ -396,7 +396,7 @@ pub(crate) mod memory {
         r.id = format!("key_{i:024x}");
         r.name = format!("service key {i:08}");
         r.meta.insert("team".into(), serde_json::json!("platform"));
-        Rc::new(KeyEntry::new(r).unwrap())
+        Rc::new(KeyEntry::new(r, &Default::default()).unwrap())
     }
 
     #[test]
@@ -406,7 +406,7 @@ pub(crate) mod memory {
             .map(|i| {
                 let mut b = [0u8; 32];
                 b[..4].copy_from_slice(&i.to_le_bytes());
-                KeyHash::of(&ApiKey::generate(&b))
+                KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &b))
             })
             .collect();
         // Other tests run in parallel threads and allocate too; measure repeatedly, keep the minimum.
@@ -428,7 +428,7 @@ pub(crate) mod memory {
             for h in hashes.iter().take(1000) {
                 let mut b = *h.bytes();
                 b[31] ^= 0xff;
-                c.insert(KeyHash::of(&ApiKey::generate(&b)), None, 1);
+                c.insert(KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &b)), None, 1);
             }
             assert_eq!(c.len(), N);
             best = best.min(LIVE.load(Ordering::SeqCst) - before);

@@ -37,7 +37,7 @@ mod tests {
     fn entry(scopes: &[&str], exp: Option<Millis>, status: Status) -> KeyEntry {
         let mut r = sample_record(scopes, exp);
         r.status = status;
-        KeyEntry::new(r).unwrap()
+        KeyEntry::new(r, &Default::default()).unwrap()
     }
 
     #[test]

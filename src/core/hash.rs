@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn hash_is_sha256_of_the_full_key_as_documented() {
         // docs/key-format.md vector.
-        let key = ApiKey::generate(&[0u8; 32]);
+        let key = ApiKey::generate(&Default::default(), Default::default(), &[0u8; 32]);
         let h = KeyHash::of(&key);
         let expected = format!("{:x}", Sha256::digest(key.expose_secret().as_bytes()));
         assert_eq!(h.to_hex(), expected);
@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn hex_round_trips_and_rejects_bad_input() {
-        let h = KeyHash::of(&ApiKey::generate(&[7u8; 32]));
+        let h = KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &[7u8; 32]));
         assert_eq!(KeyHash::from_hex(&h.to_hex()), Some(h));
         assert_eq!(KeyHash::from_hex("abc"), None);
         assert_eq!(KeyHash::from_hex(&"G".repeat(64)), None);

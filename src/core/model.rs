@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::key::Environment;
 use super::hash::KeyHash;
 use super::ratelimit::RateLimit;
 use super::record::{KeyRecord, RECORD_VERSION};
@@ -92,6 +93,8 @@ pub struct Key {
     pub description: String,
     pub hash: KeyHash,
     pub preview: String,
+    /// Live or test: fixed when the key is issued (it is part of the secret's prefix).
+    pub environment: Environment,
     pub scopes: ScopeSet,
     pub metadata: Map<String, Value>,
     pub created_at: Millis,
@@ -145,6 +148,7 @@ impl Key {
             expires_at: if tomb { None } else { self.effective_expiry() },
             status: self.status,
             preview: self.preview.clone(),
+            env: self.environment,
             meta: if tomb { Map::new() } else { self.metadata.clone() },
             rl: if tomb { None } else { self.ratelimit },
             ver: self.version,
@@ -205,6 +209,7 @@ pub(crate) fn sample_key(id: &str, scopes: &[&str], now: Millis) -> Key {
         ))
         .unwrap_or_else(|| KeyHash::from_hex(&"0".repeat(64)).unwrap()),
         preview: "kw_live_...abcd".into(),
+        environment: Environment::Live,
         scopes: ScopeSet::parse(scopes).unwrap(),
         metadata: Map::new(),
         created_at: now,

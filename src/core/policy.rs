@@ -5,14 +5,18 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::ratelimit::{Tier, Tiers};
-use super::scope::{Catalog, ScopeSet};
+use super::key::Environment;
+use super::scope::{Catalog, ResourceDecl, ScopeSet};
 use super::validate::is_invisible;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     realm: String,
-    resources: BTreeMap<String, Vec<String>>,
+    /// `resource:permission` (default) or `resource.permission`.
+    #[serde(default)]
+    scope_format: Option<String>,
+    resources: BTreeMap<String, ResourceDecl>,
     presets: BTreeMap<String, PresetDef>,
     routes: Vec<RouteDef>,
     /// Rate-limit tiers a key may carry (each a `[[ratelimits]]` binding in wrangler.toml).
@@ -39,6 +43,9 @@ struct RouteDef {
     scopes: Vec<String>,
     #[serde(default)]
     public: bool,
+    /// Only keys of this environment may use the route (`live` or `test`).
+    #[serde(default)]
+    environment: Option<Environment>,
 }
 
 #[derive(Debug)]
@@ -60,6 +67,8 @@ pub struct Route {
     pub scope_attr: String,
     /// No key needed at all. `scopes: []` without this still needs a valid key.
     pub public: bool,
+    /// When set, a key of the other environment is refused (403) on this route.
+    pub environment: Option<Environment>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,12 +107,12 @@ impl Policy {
         {
             return Err("policy: realm must be printable ASCII without quotes or backslashes".into());
         }
-        let catalog = Catalog::new(file.resources).map_err(|e| format!("policy: {e}"))?;
+        let catalog =
+            Catalog::new(file.scope_format.as_deref(), file.resources).map_err(|e| format!("policy: {e}"))?;
         let mut presets = Vec::new();
         for (name, def) in file.presets {
-            let scopes = ScopeSet::parse(&def.scopes).map_err(|e| format!("policy preset {name}: {e}"))?;
-            catalog
-                .check_all(&scopes)
+            let scopes = catalog
+                .parse_grant(&def.scopes)
                 .map_err(|e| format!("policy preset {name}: {e}"))?;
             presets.push(Preset {
                 name,
@@ -121,18 +130,19 @@ impl Policy {
             };
             let segs = compile_pattern(&def.path).map_err(ctx)?;
             // A public route never sees a key, so scopes on it could only mislead a reader.
-            if def.public && !def.scopes.is_empty() {
-                return Err(ctx("a public route cannot require scopes".into()));
+            if def.public && (!def.scopes.is_empty() || def.environment.is_some()) {
+                return Err(ctx("a public route cannot require scopes or an environment".into()));
             }
-            let scopes = ScopeSet::parse(&def.scopes).map_err(|e| ctx(e.0))?;
+            let scopes = catalog.parse_required(&def.scopes).map_err(|e| ctx(e.0))?;
             catalog.check_all(&scopes).map_err(|e| ctx(e.0))?;
-            let scope_attr = scopes.joined();
+            let scope_attr = catalog.joined(&scopes);
             routes.push(Route {
                 method,
                 segs,
                 scopes,
                 scope_attr,
                 public: def.public,
+                environment: def.environment,
             });
         }
         for t in file.ratelimits.iter().chain(file.throttle.iter()) {

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::key::Environment;
 use super::ratelimit::RateLimit;
-use super::scope::{ScopeError, ScopeSet};
+use super::scope::{Catalog, ScopeError, ScopeSet};
 use super::time::Millis;
 
 pub const RECORD_VERSION: u32 = 1;
@@ -22,6 +23,9 @@ pub struct KeyRecord {
     pub expires_at: Option<Millis>,
     pub status: Status,
     pub preview: String,
+    /// Live or test; omitted for live keys (and absent from records written before it existed).
+    #[serde(default, skip_serializing_if = "Environment::is_live")]
+    pub env: Environment,
     #[serde(default)]
     pub meta: Map<String, Value>,
     /// The system-of-record version this record was projected from (0 in records written before
@@ -78,17 +82,26 @@ pub struct KeyEntry {
     pub expires_at: Option<Millis>,
     pub status: Status,
     pub scopes: ScopeSet,
-    /// `id\nworkspace\nscopes` (scopes space separated): the three identity headers as one
-    /// string, so forwarding hands JS one string instead of three.
+    pub environment: Environment,
+    /// `id\nworkspace\nscopes\nenvironment` (scopes space separated, in the deployment's scope
+    /// format): the four identity headers as one string, so forwarding hands JS one string
+    /// instead of four, and the signature covers exactly what the origin reads.
     pub identity: Box<str>,
     pub meta_json: Box<str>,
     pub ratelimit: Option<RateLimit>,
 }
 
 impl KeyEntry {
-    pub fn new(record: KeyRecord) -> Result<KeyEntry, ScopeError> {
+    pub fn new(record: KeyRecord, catalog: &Catalog) -> Result<KeyEntry, ScopeError> {
         let scopes = ScopeSet::parse(&record.scopes)?;
-        let identity = format!("{}\n{}\n{}", record.id, record.workspace, scopes.joined()).into_boxed_str();
+        let identity = format!(
+            "{}\n{}\n{}\n{}",
+            record.id,
+            record.workspace,
+            catalog.joined(&scopes),
+            record.env.as_str()
+        )
+        .into_boxed_str();
         let meta_json = if record.meta.is_empty() {
             "{}".into()
         } else {
@@ -102,6 +115,7 @@ impl KeyEntry {
             expires_at: record.expires_at,
             status: record.status,
             scopes,
+            environment: record.env,
             identity,
             meta_json,
         })
@@ -119,6 +133,7 @@ pub(crate) fn sample_record(scopes: &[&str], expires_at: Option<Millis>) -> KeyR
         expires_at,
         status: Status::Active,
         preview: "kw_live_...abcd".into(),
+        env: Environment::Live,
         meta: Map::new(),
         ver: 1,
         rl: None,

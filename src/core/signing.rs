@@ -5,11 +5,11 @@
 //! v1\n<t>\n<METHOD>\n<path-and-query>\n<identity>
 //! ```
 //!
-//! where `identity` is `KeyEntry::identity` (`key_id\nworkspace\nscopes`, the values of the three
-//! X-Keyward-* identity headers) or "" on a public route. No field can hold a newline (methods are
-//! tokens, URL parsing drops raw newlines, key ids, workspaces and scopes are validated), so the
-//! string splits back into its fields one way only, and a public request (5 lines) can never pass
-//! for a keyed one (7 lines). docs/origin-signing.md is the specification for origins; the shared
+//! where `identity` is `KeyEntry::identity` (`key_id\nworkspace\nscopes\nenvironment`, the values
+//! of the four X-Keyward-* identity headers) or "" on a public route. No field can hold a newline
+//! (methods are tokens, URL parsing drops raw newlines, key ids, workspaces and scopes are
+//! validated), so the string splits back into its fields one way only, and a public request
+//! (5 lines) can never pass for a keyed one (8 lines). docs/origin-signing.md is the specification for origins; the shared
 //! vectors are examples/origin-verify/vectors.json.
 //!
 //! Pure: the caller passes the clock. `Signer` is built once per isolate; a request clones the
@@ -223,16 +223,17 @@ mod tests {
             Some(id) => {
                 let get = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 format!(
-                    "{}\n{}\n{}",
+                    "{}\n{}\n{}\n{}",
                     id.as_str().unwrap(),
                     get("x-keyward-workspace"),
-                    get("x-keyward-scopes")
+                    get("x-keyward-scopes"),
+                    get("x-keyward-environment")
                 )
             }
         }
     }
 
-    const GET_IDENTITY: &str = "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer";
+    const GET_IDENTITY: &str = "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\nlive";
     const T: i64 = 1_800_000_000;
 
     #[test]
@@ -240,7 +241,7 @@ mod tests {
         let v = vectors();
         let signer = secret();
         let vecs = v["vectors"].as_array().unwrap();
-        assert_eq!(vecs.len(), 3);
+        assert_eq!(vecs.len(), 4);
         for vec in vecs {
             let t = vec["t"].as_i64().unwrap();
             let (m, pq, id) = (s(vec, "method"), s(vec, "path_and_query"), s(vec, "identity"));
@@ -259,7 +260,7 @@ mod tests {
         // Pasted here too so a change to the JSON file alone cannot go unnoticed.
         assert_eq!(
             signer.signature(T, "GET", "/projects/42?x=1", GET_IDENTITY),
-            "t=1800000000,v1=781cb5c633471c2549ee6235b5ce2b6a61b93334b1c630f0cf5657a90988a135"
+            "t=1800000000,v1=874711d86cd4b342d92295793eb84c447715e46132490ede0882bc9ea74f4525"
         );
         assert_eq!(
             signer.signature(T, "GET", "/health", ""),
@@ -270,9 +271,9 @@ mod tests {
                 T,
                 "POST",
                 "/deploy",
-                "key_0123456789abcdef01234567\nacme\ndeploy:trigger deployments:editor projects:viewer"
+                "key_0123456789abcdef01234567\nacme\ndeploy:trigger deployments:editor projects:viewer\nlive"
             ),
-            "t=1800000000,v1=0f8b58a55aa5c3c82ed150f327b8e14508f6595a3655acb17c8248acf69432f5"
+            "t=1800000000,v1=b878d25cc3f67fdae51ffd4d8e0e943cf7e9c96404edc3561f26bbd3a586f093"
         );
     }
 
@@ -282,14 +283,14 @@ mod tests {
         // sorted, whatever order the record lists them in).
         let mut rec = sample_record(&["projects:viewer", "events:write"], None);
         rec.id = "key_0123456789abcdef01234567".into();
-        assert_eq!(&*KeyEntry::new(rec.clone()).unwrap().identity, GET_IDENTITY);
+        assert_eq!(&*KeyEntry::new(rec.clone(), &Default::default()).unwrap().identity, GET_IDENTITY);
         rec.scopes = vec![
             "projects:viewer".into(),
             "deployments:editor".into(),
             "deploy:trigger".into(),
         ];
         assert_eq!(
-            &*KeyEntry::new(rec).unwrap().identity,
+            &*KeyEntry::new(rec, &Default::default()).unwrap().identity,
             s(&vectors()["vectors"][2], "identity")
         );
     }
@@ -348,12 +349,15 @@ mod tests {
         }
         // Each identity line alone, and moving a byte across the line boundaries.
         for bad in [
-            "key_0123456789abcdef01234568\nacme\nevents:write projects:viewer",
-            "key_0123456789abcdef01234567\nacmf\nevents:write projects:viewer",
-            "key_0123456789abcdef01234567\nacme\nevents:write projects:owner",
-            "key_0123456789abcdef01234567\nacme\nevents:write",
-            "key_0123456789abcdef01234567\nacme\n",
-            "key_0123456789abcdef01234567acme\n\nevents:write projects:viewer",
+            "key_0123456789abcdef01234568\nacme\nevents:write projects:viewer\nlive",
+            "key_0123456789abcdef01234567\nacmf\nevents:write projects:viewer\nlive",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:owner\nlive",
+            "key_0123456789abcdef01234567\nacme\nevents:write\nlive",
+            "key_0123456789abcdef01234567\nacme\n\nlive",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\ntest",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\n",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer",
+            "key_0123456789abcdef01234567acme\n\nevents:write projects:viewer\nlive",
             "",
         ] {
             assert_eq!(check(m, pq, bad), Err(VerifyError::Mismatch), "{bad:?}");
@@ -375,7 +379,7 @@ mod tests {
             check(
                 m,
                 "/projects/42?x=1\nkey_0123456789abcdef01234567",
-                "acme\nevents:write projects:viewer"
+                "acme\nevents:write projects:viewer\nlive"
             ),
             Ok(())
         );

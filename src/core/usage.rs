@@ -110,7 +110,7 @@ mod tests {
     use crate::core::key::ApiKey;
 
     fn h(n: u8) -> KeyHash {
-        KeyHash::of(&ApiKey::generate(&[n; 32]))
+        KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &[n; 32]))
     }
 
     fn batch(interval: Millis, max: usize) -> UsageBatch {

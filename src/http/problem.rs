@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::core::key::Environment;
 use crate::core::scope::{printable, ScopeError};
 use crate::store::StoreError;
 
@@ -41,6 +42,12 @@ pub enum ApiError {
     ExpiryBeyondCaller {
         limit: String,
     },
+    /// A key of the other environment on a route restricted to one (config/policy.json).
+    WrongEnvironment {
+        accepted: Environment,
+    },
+    /// A test key tried to issue or change a live key.
+    EnvironmentForbidden,
     NotFound(&'static str),
     NoRoute,
     AmbiguousPath,
@@ -152,7 +159,9 @@ impl ApiError {
             | ApiError::ScopeEscalation { .. }
             | ApiError::WorkspaceForbidden
             | ApiError::Outranked { .. }
-            | ApiError::ExpiryBeyondCaller { .. } => 403,
+            | ApiError::ExpiryBeyondCaller { .. }
+            | ApiError::WrongEnvironment { .. }
+            | ApiError::EnvironmentForbidden => 403,
             ApiError::NotFound(_) | ApiError::NoRoute => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
@@ -224,6 +233,16 @@ impl ApiError {
                 "Expiry beyond the caller's",
                 format!("An expiring key cannot set an expiry later than its own ({limit}), nor none."),
             ),
+            ApiError::WrongEnvironment { accepted } => (
+                "wrong-environment",
+                "Wrong key environment",
+                format!("This route accepts only {} keys.", accepted.as_str()),
+            ),
+            ApiError::EnvironmentForbidden => (
+                "environment-forbidden",
+                "Environment forbidden",
+                "A test key can only issue and change test keys.".into(),
+            ),
             ApiError::NotFound(what) => ("not-found", "Not found", format!("No such {what}.")),
             ApiError::NoRoute => ("no-route", "Not found", "No route matches this method and path.".into()),
             ApiError::AmbiguousPath => (
@@ -290,6 +309,9 @@ impl ApiError {
             }
             ApiError::ScopeEscalation { scopes } | ApiError::Outranked { scopes } => {
                 obj.insert("scopes".into(), json!(scopes));
+            }
+            ApiError::WrongEnvironment { accepted } => {
+                obj.insert("environment".into(), json!(accepted.as_str()));
             }
             _ => {}
         }

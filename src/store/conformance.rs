@@ -6,6 +6,7 @@
 use serde_json::{json, Map};
 
 use super::{AuditEntry, Edge, KeyCursor, ListFilter, Preset, Records, StoreError, Written};
+use crate::core::key::Environment;
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
 use crate::core::model::{Key, Status};
@@ -33,7 +34,7 @@ fn random_hash(seed: &mut u64) -> KeyHash {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         *x = (*seed >> 33) as u8 ^ i as u8;
     }
-    KeyHash::of(&ApiKey::generate(&b))
+    KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &b))
 }
 
 struct Fixture {
@@ -53,6 +54,7 @@ impl Fixture {
             description: String::new(),
             hash: random_hash(&mut self.seed),
             preview: "kw_live_...test".into(),
+            environment: Environment::Live,
             scopes: ScopeSet::parse(&["projects:viewer"]).unwrap_or_default(),
             metadata: Map::new(),
             created_at: self.now + i64::from(self.n),
@@ -93,6 +95,8 @@ async fn keys_round_trip<R: Records>(r: &R, f: &mut Fixture) -> Result<(), Strin
     k.metadata.insert("team".into(), json!("edge"));
     k.expires_at = Some(f.now + 90 * DAY);
     k.scopes = ScopeSet::parse(&["projects:editor", "deploy:trigger"]).unwrap_or_default();
+    k.environment = Environment::Test;
+    k.preview = "kw_test_...test".into();
     r.insert_key(&k, &f.audit("key.create", Some(&k))).await.map_err(err)?;
     let got = r.get_key(&f.ws, &k.id).await.map_err(err)?;
     check!(got.as_ref() == Some(&k), "get_key returned {got:?}");

@@ -13,6 +13,7 @@ use worker::{D1Database, D1PreparedStatement, Env};
 
 use super::{AuditEntry, AuditRow, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written};
 use crate::core::hash::KeyHash;
+use crate::core::key::Environment;
 use crate::core::model::{Key, Status};
 use crate::core::scope::ScopeSet;
 use crate::core::time::Millis;
@@ -20,7 +21,7 @@ use crate::core::time::Millis;
 pub const BINDING: &str = "DB";
 
 const KEY_COLUMNS: &str = "id, workspace, name, description, hash, preview, scopes, metadata, created_at, \
-     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version, ratelimit";
+     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version, ratelimit, environment";
 
 /// Beyond any real unix-ms time and exactly representable in f64.
 const FAR_FUTURE: i64 = 1 << 52;
@@ -45,6 +46,7 @@ struct KeyRow {
     superseded_by: Option<String>,
     version: i64,
     ratelimit: Option<String>,
+    environment: String,
 }
 
 impl KeyRow {
@@ -55,6 +57,7 @@ impl KeyRow {
         let metadata: Map<String, Value> = serde_json::from_str(&self.metadata).map_err(|_| bad("metadata column"))?;
         let hash = KeyHash::from_hex(&self.hash).ok_or_else(|| bad("hash column"))?;
         let status = Status::parse(&self.status).ok_or_else(|| bad("status column"))?;
+        let environment = Environment::parse(&self.environment).ok_or_else(|| bad("environment column"))?;
         let ratelimit = match &self.ratelimit {
             None => None,
             Some(t) => Some(serde_json::from_str(t).map_err(|_| bad("ratelimit column"))?),
@@ -66,6 +69,7 @@ impl KeyRow {
             description: self.description,
             hash,
             preview: self.preview,
+            environment,
             scopes,
             metadata,
             created_at: self.created_at,
@@ -227,6 +231,7 @@ impl D1Records {
             os(k.superseded_by.as_deref()),
             n(k.version as i64),
             os(ratelimit_json(k).as_deref()),
+            s(k.environment.as_str()),
         ]
     }
 
@@ -307,7 +312,7 @@ impl Records for D1Records {
         let ins = self.stmt(
             &format!(
                 "INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17, ?18)"
+                 ?15, ?16, ?17, ?18, ?19)"
             ),
             &Self::key_args(key),
         )?;
@@ -341,7 +346,7 @@ impl Records for D1Records {
         let insert_new = self.stmt(
             &format!(
                 "INSERT INTO keys ({KEY_COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17, ?18 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?19 AND write_token = ?20)"
+                 ?15, ?16, ?17, ?18, ?19 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?20 AND write_token = ?21)"
             ),
             &args,
         )?;

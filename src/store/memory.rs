@@ -399,6 +399,8 @@ impl Records for MemRecords {
 pub struct MemEdge {
     map: RefCell<HashMap<KeyHash, KeyRecord>>,
     faults: Rc<Faults>,
+    /// `get` calls so far: tests assert that refusals read no storage.
+    reads: std::cell::Cell<u64>,
 }
 
 impl MemEdge {
@@ -406,7 +408,12 @@ impl MemEdge {
         MemEdge {
             map: RefCell::new(HashMap::new()),
             faults,
+            reads: std::cell::Cell::new(0),
         }
+    }
+
+    pub fn reads(&self) -> u64 {
+        self.reads.get()
     }
 
     pub fn snapshot(&self) -> HashMap<KeyHash, KeyRecord> {
@@ -424,6 +431,7 @@ impl MemEdge {
 
 impl Edge for MemEdge {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
+        self.reads.set(self.reads.get() + 1);
         self.faults
             .call("edge.get", || Ok(self.map.borrow().get(hash).cloned()))
             .await

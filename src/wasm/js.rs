@@ -6,10 +6,12 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(inline_js = r#"
 let ORIGIN = '';
+let TEST_ORIGIN = '';
 let BAD_GATEWAY = '';
 let BAD_GATEWAY_STATUS = 502;
-export function kw_init(origin, badGatewayStatus, badGateway) {
+export function kw_init(origin, testOrigin, badGatewayStatus, badGateway) {
   ORIGIN = origin;
+  TEST_ORIGIN = testOrigin;
   BAD_GATEWAY_STATUS = badGatewayStatus;
   BAD_GATEWAY = badGateway;
 }
@@ -29,7 +31,10 @@ function dropped(k) {
 export function kw_forward(req, identity, signature) {
   const u = req.url;
   const start = u.indexOf('/', u.indexOf('//') + 2);
-  const target = ORIGIN + (start < 0 ? '/' : u.slice(start));
+  // identity: key id, workspace, scopes, environment, one per line ('' on a public route).
+  const c = identity.lastIndexOf('\n');
+  const test = TEST_ORIGIN !== '' && identity.endsWith('\ntest');
+  const target = (test ? TEST_ORIGIN : ORIGIN) + (start < 0 ? '/' : u.slice(start));
   const h = new Headers(req.headers);
   let drop;
   for (const k of h.keys()) if (dropped(k)) (drop ??= []).push(k);
@@ -41,7 +46,8 @@ export function kw_forward(req, identity, signature) {
     const b = identity.indexOf('\n', a + 1);
     h.set('x-keyward-key-id', identity.slice(0, a));
     h.set('x-keyward-workspace', identity.slice(a + 1, b));
-    h.set('x-keyward-scopes', identity.slice(b + 1));
+    h.set('x-keyward-scopes', identity.slice(b + 1, c));
+    h.set('x-keyward-environment', identity.slice(c + 1));
   }
   if (signature !== '') h.set('x-keyward-signature', signature);
   return fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' }).catch((e) => {
@@ -157,7 +163,7 @@ extern "C" {
 
     fn kw_canned(id: u32) -> web_sys::Response;
 
-    fn kw_init(origin: &str, bad_gateway_status: u16, bad_gateway_body: &str);
+    fn kw_init(origin: &str, test_origin: &str, bad_gateway_status: u16, bad_gateway_body: &str);
 
     fn kw_respond(status: u16, body: &str, headers: &str) -> web_sys::Response;
 
@@ -195,7 +201,8 @@ pub async fn read_body(req: &web_sys::Request, limit: usize) -> Result<Option<Ve
 
 /// Starts the origin fetch and returns its Promise<Response> unawaited: the runtime awaits it.
 /// A failed fetch resolves to the 502 problem set by `init`, not a rejection.
-/// `identity` is KeyEntry::identity (`id\nworkspace\nscopes`), or "" for a public route;
+/// `identity` is KeyEntry::identity (`id\nworkspace\nscopes\nenvironment`), or "" for a public
+/// route; a test key's request goes to the test origin when one is set;
 /// `signature` the X-Keyward-Signature value, or "" when signing is off.
 pub fn forward(req: &web_sys::Request, identity: &str, signature: &str) -> Result<JsValue, JsValue> {
     kw_forward(req, identity, signature)
@@ -228,10 +235,10 @@ pub fn canned(c: Canned) -> web_sys::Response {
     kw_canned(c.0)
 }
 
-/// Once per isolate: the origin, and the answer JS gives on its own when the origin fails (status
-/// and body decided by ApiError::BadGateway).
-pub fn init(origin: &str, bad_gateway_status: u16, bad_gateway_body: &str) {
-    kw_init(origin, bad_gateway_status, bad_gateway_body);
+/// Once per isolate: the origin, the origin for test keys ("" = the same), and the answer JS gives
+/// on its own when the origin fails (status and body decided by ApiError::BadGateway).
+pub fn init(origin: &str, test_origin: &str, bad_gateway_status: u16, bad_gateway_body: &str) {
+    kw_init(origin, test_origin, bad_gateway_status, bad_gateway_body);
 }
 
 /// `headers`: `name\nvalue\n...` pairs; status 204 sends no body.

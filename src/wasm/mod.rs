@@ -65,6 +65,7 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
     let st = State::new(config, seed)?;
     js::init(
         &st.config.origin,
+        st.config.test_origin.as_deref().unwrap_or(""),
         ApiError::BadGateway.status(),
         &ApiError::BadGateway.body(),
     );
@@ -326,7 +327,7 @@ fn gateway_fast(
     iso: &Rc<Isolate>,
     now: Millis,
 ) -> Option<JsValue> {
-    match gateway::prepare(&iso.st.policy, head) {
+    match gateway::prepare(&iso.st.policy, &iso.st.config.keys, head) {
         Err(e) => Some(answer(Err(e), env, ctx, iso, head, now)),
         Ok(Prepared::Public) => Some(answer(forward_public(req, head, iso, now), env, ctx, iso, head, now)),
         Ok(Prepared::Keyed(hash, route)) => {
@@ -353,7 +354,7 @@ async fn gateway_slow(
     now: Millis,
 ) -> JsValue {
     let r = async {
-        match gateway::prepare(&iso.st.policy, head)? {
+        match gateway::prepare(&iso.st.policy, &iso.st.config.keys, head)? {
             Prepared::Public => forward_public(req, head, iso, now),
             Prepared::Keyed(hash, route) => {
                 let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);

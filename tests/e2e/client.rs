@@ -148,6 +148,8 @@ pub struct Ctx {
     pub base: String,
     pub admin_token: String,
     pub origin: EchoOrigin,
+    /// TEST_ORIGIN_URL's echo origin: requests made with test keys arrive here.
+    pub test_origin: Option<EchoOrigin>,
     pub log_path: PathBuf,
     agent: ureq::Agent,
     workspace_seq: AtomicU32,
@@ -212,6 +214,7 @@ impl Ctx {
             base,
             admin_token,
             origin,
+            test_origin: None,
             log_path,
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(5))

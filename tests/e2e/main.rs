@@ -76,10 +76,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Where requests made with test keys go (TEST_ORIGIN_URL).
+    let test_origin = match EchoOrigin::start() {
+        Ok(origin) => origin,
+        Err(e) => {
+            eprintln!("e2e: cannot start the test-key echo origin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let admin_token = format!("e2e-admin-{}", util::random_hex(24));
 
     // `dev` stops the wrangler process group when dropped: on every return path below, on panic.
-    let dev = match WranglerDev::start(&root, &run_dir, &origin.url(), &admin_token) {
+    let dev = match WranglerDev::start(&root, &run_dir, &origin.url(), &test_origin.url(), &admin_token) {
         Ok(dev) => dev,
         Err(e) => {
             eprintln!("e2e: {e}");
@@ -88,7 +96,9 @@ fn main() -> ExitCode {
         }
     };
 
-    let ctx = Arc::new(Ctx::new(dev.base_url(), admin_token, origin, dev.log_path().to_owned()));
+    let mut ctx = Ctx::new(dev.base_url(), admin_token, origin, dev.log_path().to_owned());
+    ctx.test_origin = Some(test_origin);
+    let ctx = Arc::new(ctx);
     let trials = cases::ALL
         .iter()
         .map(|&(name, case)| {

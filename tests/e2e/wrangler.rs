@@ -126,7 +126,13 @@ fn config_without_build(root: &Path, run_dir: &Path) -> Result<PathBuf, String> 
 impl WranglerDev {
     /// Builds the worker, applies the D1 migrations into a fresh state dir under `run_dir`, starts
     /// wrangler dev on the built bundle and waits until it answers HTTP.
-    pub fn start(root: &Path, run_dir: &Path, origin_url: &str, admin_token: &str) -> Result<Self, String> {
+    pub fn start(
+        root: &Path,
+        run_dir: &Path,
+        origin_url: &str,
+        test_origin_url: &str,
+        admin_token: &str,
+    ) -> Result<Self, String> {
         let wrangler = root.join("node_modules/.bin/wrangler");
         if !wrangler.exists() {
             return Err(format!("{} is missing: run ./scripts/setup.sh", wrangler.display()));
@@ -179,6 +185,7 @@ impl WranglerDev {
                 .arg("--persist-to")
                 .arg(&state_dir)
                 .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
+                .args(["--var", &format!("TEST_ORIGIN_URL:{test_origin_url}")])
                 .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
                 .args(["--var", "KEYWARD_CONFORMANCE:1"])
                 .args(["--var", &format!("ORIGIN_SIGNING_SECRET:{}", crate::SIGNING_SECRET)])

@@ -8,9 +8,9 @@ use serde_json::{json, Map, Value};
 use super::{presets, Admin};
 use crate::app::sync;
 use crate::core::hash::KeyHash;
-use crate::core::key::{ApiKey, RANDOM_BYTES};
+use crate::core::key::{ApiKey, Environment, RANDOM_BYTES};
 use crate::core::model::{Key, Liveness, Status};
-use crate::core::scope::ScopeSet;
+use crate::core::scope::{Catalog, ScopeSet};
 use crate::core::time::{format_rfc3339, Millis};
 use crate::core::validate::{self, MAX_SCOPES};
 use crate::http::plain::Response;
@@ -35,6 +35,8 @@ struct CreateBody {
     metadata: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     ratelimit: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    environment: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +50,9 @@ struct UpdateBody {
     metadata: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     ratelimit: Option<Value>,
+    /// Refused with a clear message: the environment is part of the secret's prefix.
+    #[serde(default, deserialize_with = "present")]
+    environment: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -63,13 +68,14 @@ struct RotateBody {
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
-pub fn key_json(k: &Key, now: Millis) -> Value {
+pub fn key_json(k: &Key, now: Millis, catalog: &Catalog) -> Value {
     json!({
         "id": k.id,
         "workspace": k.workspace,
         "name": k.name,
         "description": k.description,
-        "scopes": k.scopes.to_strings(),
+        "scopes": catalog.strings(&k.scopes),
+        "environment": k.environment.as_str(),
         "preview": k.preview,
         "status": k.status_label(now),
         "created_at": format_rfc3339(k.created_at),
@@ -99,18 +105,22 @@ fn new_id() -> ApiResult<String> {
     ))
 }
 
-/// A freshly minted secret, its hash and a new id; the plaintext leaves this process only in
-/// the response.
-fn mint() -> ApiResult<(ApiKey<'static>, KeyHash, String)> {
-    let key = ApiKey::generate(&random_bytes::<RANDOM_BYTES>()?);
+/// A freshly minted secret (with the deployment's prefix), its hash and a new id; the plaintext
+/// leaves this process only in the response.
+fn mint<R, E>(a: &Admin<'_, R, E>, environment: Environment) -> ApiResult<(ApiKey<'static>, KeyHash, String)> {
+    let key = a.app.st.config.keys.generate(environment, &random_bytes::<RANDOM_BYTES>()?);
     let hash = KeyHash::of(&key);
     Ok((key, hash, new_id()?))
 }
 
+/// Scopes to grant, in the deployment's scope format, checked against the catalogue (unknown
+/// resource, role or permission: 400), aliases and implied roles expanded.
 fn parse_scopes<R, E>(a: &Admin<'_, R, E>, raw: &[String]) -> ApiResult<ScopeSet> {
-    let set = ScopeSet::parse(raw).field("scopes")?;
-    a.app.st.policy.catalog.check_all(&set).field("scopes")?;
-    Ok(set)
+    Ok(a.app.st.policy.catalog.parse_grant(raw).field("scopes")?)
+}
+
+fn json_of<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key) -> Value {
+    key_json(k, a.now, &a.app.st.policy.catalog)
 }
 
 fn check_scope_count(set: &ScopeSet) -> ApiResult<()> {
@@ -141,8 +151,8 @@ async fn load<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<K
     }
 }
 
-fn created(k: &Key, secret: &ApiKey<'_>, now: Millis, warning: Option<String>) -> Response {
-    let mut v = key_json(k, now);
+fn created<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key, secret: &ApiKey<'_>, warning: Option<String>) -> Response {
+    let mut v = json_of(a, k);
     v["key"] = json!(secret.expose_secret());
     if let Some(w) = warning {
         v["warning"] = json!(w);
@@ -177,8 +187,16 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         None => None,
         Some(v) => a.app.st.policy.tiers.parse(v).field("ratelimit")?,
     };
+    let environment = match &body.environment {
+        None => Environment::Live,
+        Some(v) => v
+            .as_str()
+            .and_then(Environment::parse)
+            .ok_or_else(|| ApiError::field("environment", "must be \"live\" or \"test\""))?,
+    };
+    a.ensure_can_issue(environment)?;
 
-    let (secret, hash, id) = mint()?;
+    let (secret, hash, id) = mint(a, environment)?;
     let key = Key {
         id,
         workspace: a.workspace.clone(),
@@ -186,6 +204,7 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         description,
         hash,
         preview: secret.preview(),
+        environment,
         scopes,
         metadata,
         created_at: a.now,
@@ -199,10 +218,14 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         ratelimit,
         version: 1,
     };
-    let detail =
-        json!({"name": key.name, "scopes": key.scopes.to_strings(), "expires_at": expires_at.map(format_rfc3339)});
+    let detail = json!({
+        "name": key.name,
+        "scopes": a.show_scopes(&key.scopes),
+        "environment": environment.as_str(),
+        "expires_at": expires_at.map(format_rfc3339),
+    });
     sync::create(a.app, &key, &a.audit("key.create", Some(&key.id), detail), a.now).await?;
-    Ok(created(&key, &secret, a.now, None))
+    Ok(created(a, &key, &secret, None))
 }
 
 pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
@@ -235,7 +258,7 @@ pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respons
     } else {
         None
     };
-    let items: Vec<Value> = keys.iter().map(|k| key_json(k, a.now)).collect();
+    let items: Vec<Value> = keys.iter().map(|k| json_of(a, k)).collect();
     Ok(Response::json(200, &json!({"items": items, "next_cursor": next})))
 }
 
@@ -251,11 +274,17 @@ fn parse_cursor(c: &str) -> Option<KeyCursor> {
 
 pub async fn get<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
     let key = load(a, id).await?;
-    Ok(Response::json(200, &key_json(&key, a.now)))
+    Ok(Response::json(200, &json_of(a, &key)))
 }
 
 pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
     let body: UpdateBody = a.body()?;
+    if body.environment.is_some() {
+        return Err(ApiError::field(
+            "environment",
+            "cannot be changed (it is part of the key's prefix); issue a key in the other environment instead",
+        ));
+    }
     let before = load(a, id).await?;
     a.ensure_can_manage(&before)?;
     if before.status == Status::Revoked {
@@ -304,7 +333,7 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
             "nothing to change: give name, description, scopes, expires, metadata or ratelimit",
         ));
     }
-    let detail = json!({"changed": changed, "scopes": after.scopes.to_strings(), "expires_at": after.expires_at.map(format_rfc3339)});
+    let detail = json!({"changed": changed, "scopes": a.show_scopes(&after.scopes), "expires_at": after.expires_at.map(format_rfc3339)});
     sync::update(
         a.app,
         &before,
@@ -313,7 +342,7 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         a.now,
     )
     .await?;
-    Ok(Response::json(200, &key_json(&after, a.now)))
+    Ok(Response::json(200, &json_of(a, &after)))
 }
 
 /// Deactivate (`Disabled`) or reactivate (`Active`) a key: reversible, unlike revoke. A disabled
@@ -327,7 +356,7 @@ pub async fn set_active<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str, acti
     }
     let want = if active { Status::Active } else { Status::Disabled };
     if before.status == want {
-        return Ok(Response::json(200, &key_json(&before, a.now)));
+        return Ok(Response::json(200, &json_of(a, &before)));
     }
     let after = before.next(|k| k.status = want);
     let action = if active { "key.reactivate" } else { "key.deactivate" };
@@ -339,7 +368,7 @@ pub async fn set_active<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str, acti
         a.now,
     )
     .await?;
-    Ok(Response::json(200, &key_json(&after, a.now)))
+    Ok(Response::json(200, &json_of(a, &after)))
 }
 
 pub async fn revoke<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
@@ -350,7 +379,7 @@ pub async fn revoke<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     // Also for a key the record already calls revoked: a retry after a failed edge write must
     // still take it off the edge.
     let done = sync::finalize(a.app, &row, Status::Revoked, &audit, a.now).await?;
-    Ok(Response::json(200, &key_json(&done, a.now)))
+    Ok(Response::json(200, &json_of(a, &done)))
 }
 
 pub async fn delete<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
@@ -410,7 +439,7 @@ pub async fn rotate<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     };
     a.ensure_expiry_within(new_expiry)?;
 
-    let (secret, hash, new_id) = mint()?;
+    let (secret, hash, new_id) = mint(a, old.environment)?;
     let old_after = old.next(|k| {
         k.superseded_by = Some(new_id.clone());
         if let Some(g) = grace {
@@ -443,5 +472,5 @@ pub async fn rotate<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         a.now,
     )
     .await?;
-    Ok(created(&new, &secret, a.now, warning))
+    Ok(created(a, &new, &secret, warning))
 }

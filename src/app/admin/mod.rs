@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use super::{lookup, App};
 use crate::core::decide::{decide, Outcome};
 use crate::core::hash::KeyHash;
-use crate::core::key::ApiKey;
+use crate::core::key::Environment;
 use crate::core::model::Key;
-use crate::core::scope::{Scope, ScopeSet};
+use crate::core::scope::ScopeSet;
 use crate::core::time::{format_rfc3339, Millis};
 use crate::core::validate;
 use crate::http::bearer::bearer;
@@ -35,6 +35,8 @@ pub enum Actor {
         scopes: ScopeSet,
         /// The acting key's own (effective) expiry: it may not hand out a longer life.
         expires_at: Option<Millis>,
+        /// A test key may only issue and change test keys.
+        environment: Environment,
     },
 }
 
@@ -81,9 +83,23 @@ impl<R: Records, E: Edge> Admin<'_, R, E> {
         }
     }
 
+    /// A test key may not issue live keys: a key used in development or CI must not be able to
+    /// mint production credentials.
+    pub fn ensure_can_issue(&self, environment: Environment) -> ApiResult<()> {
+        match &self.actor {
+            Actor::Key {
+                environment: Environment::Test,
+                ..
+            } if environment != Environment::Test => Err(ApiError::EnvironmentForbidden),
+            _ => Ok(()),
+        }
+    }
+
     /// A key may only change (edit, revoke, delete, rotate) keys whose scopes it holds itself:
-    /// otherwise a narrow admin key could disable or downgrade a broader one.
+    /// otherwise a narrow admin key could disable or downgrade a broader one. A test key may
+    /// only change test keys.
     pub fn ensure_can_manage(&self, target: &Key) -> ApiResult<()> {
+        self.ensure_can_issue(target.environment)?;
         let missing = self.not_held(&target.scopes);
         if missing.is_empty() {
             Ok(())
@@ -96,7 +112,13 @@ impl<R: Records, E: Edge> Admin<'_, R, E> {
         let Actor::Key { scopes: held, .. } = &self.actor else {
             return Vec::new();
         };
-        scopes.iter().filter(|s| !held.holds(s)).map(Scope::to_string).collect()
+        let catalog = &self.app.st.policy.catalog;
+        scopes.iter().filter(|s| !held.holds(s)).map(|s| catalog.show(s)).collect()
+    }
+
+    /// Scopes as the API shows them (the deployment's scope format).
+    pub fn show_scopes(&self, scopes: &ScopeSet) -> Vec<String> {
+        self.app.st.policy.catalog.strings(scopes)
     }
 
     /// An expiring key may not set an expiry later than its own, nor none at all.
@@ -149,7 +171,7 @@ fn root_token_matches(given: &str, expected: &str) -> bool {
 
 async fn authenticate<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now: Millis) -> ApiResult<Actor> {
     let token = bearer(req.header("authorization"), &req.url)?;
-    if let Ok(key) = ApiKey::parse(token) {
+    if let Ok(key) = app.st.config.keys.parse(token) {
         let entry = lookup::entry(app.st, app.edge, &KeyHash::of(&key), now).await?;
         let required = ScopeSet::parse(&[ADMIN_SCOPE]).map_err(|e| ApiError::Internal(e.0))?;
         return match (decide(entry.as_deref(), &required, now), entry) {
@@ -158,9 +180,10 @@ async fn authenticate<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, no
                 workspace: e.workspace.to_string(),
                 scopes: e.scopes.clone(),
                 expires_at: e.expires_at,
+                environment: e.environment,
             }),
             (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope {
-                scope_attr: ADMIN_SCOPE.into(),
+                scope_attr: app.st.policy.catalog.joined(&required),
             }),
             _ => Err(ApiError::InvalidToken),
         };

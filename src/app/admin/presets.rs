@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Admin;
-use crate::core::scope::{printable, ScopeSet};
+use crate::core::scope::{printable, Catalog, ScopeSet};
 use crate::core::validate;
 use crate::http::plain::Response;
 use crate::http::problem::{ApiError, ApiResult, FieldExt};
@@ -33,8 +33,8 @@ pub async fn resolve<R: Records, E: Edge>(a: &Admin<'_, R, E>, name: &str) -> Ap
     }
 }
 
-fn preset_json(name: &str, description: &str, scopes: &ScopeSet, builtin: bool) -> serde_json::Value {
-    json!({"name": name, "description": description, "scopes": scopes.to_strings(), "builtin": builtin})
+fn preset_json(catalog: &Catalog, name: &str, description: &str, scopes: &ScopeSet, builtin: bool) -> serde_json::Value {
+    json!({"name": name, "description": description, "scopes": catalog.strings(scopes), "builtin": builtin})
 }
 
 pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
@@ -44,10 +44,10 @@ pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respons
         .policy
         .presets
         .iter()
-        .map(|p| preset_json(&p.name, &p.description, &p.scopes, true))
+        .map(|p| preset_json(&a.app.st.policy.catalog, &p.name, &p.description, &p.scopes, true))
         .collect();
     for p in a.app.records.list_presets(&a.workspace).await? {
-        items.push(preset_json(&p.name, &p.description, &p.scopes, false));
+        items.push(preset_json(&a.app.st.policy.catalog, &p.name, &p.description, &p.scopes, false));
     }
     Ok(Response::json(200, &json!({"items": items})))
 }
@@ -62,8 +62,7 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         });
     }
     let description = validate::description(&body.description).field("description")?;
-    let scopes = ScopeSet::parse(&body.scopes).field("scopes")?;
-    a.app.st.policy.catalog.check_all(&scopes).field("scopes")?;
+    let scopes = a.app.st.policy.catalog.parse_grant(&body.scopes).field("scopes")?;
     if scopes.is_empty() || scopes.len() > validate::MAX_SCOPES {
         return Err(ApiError::field(
             "scopes",
@@ -79,7 +78,7 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
     let audit = a.audit(
         "preset.create",
         None,
-        json!({"name": preset.name, "scopes": preset.scopes.to_strings()}),
+        json!({"name": preset.name, "scopes": a.show_scopes(&preset.scopes)}),
     );
     a.app
         .records
@@ -87,7 +86,7 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         .await?;
     Ok(Response::json(
         201,
-        &preset_json(&preset.name, &preset.description, &preset.scopes, false),
+        &preset_json(&a.app.st.policy.catalog, &preset.name, &preset.description, &preset.scopes, false),
     ))
 }
 

@@ -2,6 +2,7 @@
 //! the gateway decision (`routes`), every storage step failed in turn (`faults`), and every
 //! interleaving of two admin calls on one key (`races`).
 
+mod environments;
 mod faults;
 mod races;
 mod routes;
@@ -54,6 +55,26 @@ impl World {
             edge: MemEdge::new(Rc::clone(&faults)),
             faults,
             st: State::new(test_config(), [7; 32]).unwrap(),
+            now: std::cell::Cell::new(T0),
+        }
+    }
+
+    /// A world with extra vars (over the test config's) and its own policy file.
+    pub fn with(vars: &[(&str, &str)], policy_json: &str) -> World {
+        let faults = Faults::new();
+        let config = super::config::Config::from_vars(&|n| {
+            vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()).or(match n {
+                "ORIGIN_URL" => Some("http://origin.test".into()),
+                "ADMIN_TOKEN" => Some(ROOT.into()),
+                _ => None,
+            })
+        })
+        .unwrap();
+        World {
+            records: MemRecords::new(Rc::clone(&faults)),
+            edge: MemEdge::new(Rc::clone(&faults)),
+            faults,
+            st: State::with_policy(config, policy_json, [7; 32]).unwrap(),
             now: std::cell::Cell::new(T0),
         }
     }

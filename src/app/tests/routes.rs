@@ -9,7 +9,7 @@ use crate::core::model::Status;
 use crate::core::time::{format_rfc3339, DAY};
 use crate::http::head::Head;
 
-fn verify(w: &World, key: &str, scopes: &[&str]) -> Value {
+pub(super) fn verify(w: &World, key: &str, scopes: &[&str]) -> Value {
     let r = w.call(
         Request::new("POST", "https://kw.test/v1/keys/verify")
             .with_header("content-type", "application/json")
@@ -20,13 +20,13 @@ fn verify(w: &World, key: &str, scopes: &[&str]) -> Value {
 }
 
 /// The gateway's answer for a request: Ok(identity header value) or the problem slug + status.
-fn gateway(w: &World, method: &str, path: &str, auth: Option<&str>) -> Result<String, (u16, String)> {
+pub(super) fn gateway(w: &World, method: &str, path: &str, auth: Option<&str>) -> Result<String, (u16, String)> {
     let head = match auth {
         Some(a) => Head::new(format!("{method}\nhttps://kw.test{path}\n192.0.2.1\n{a}")),
         None => Head::new(format!("{method}\nhttps://kw.test{path}\n192.0.2.1")),
     };
     let res = block_on(async {
-        match gateway::prepare(&w.st.policy, &head)? {
+        match gateway::prepare(&w.st.policy, &w.st.config.keys, &head)? {
             Prepared::Public => Ok(String::new()),
             Prepared::Keyed(hash, route) => {
                 let entry = lookup::entry(&w.st, &w.edge, &hash, w.now()).await?;
@@ -439,7 +439,7 @@ fn gateway_decisions() {
     );
     let id = gateway(&w, "GET", "/projects/1", Some(&auth)).unwrap();
     assert!(
-        id.starts_with("key_") && id.ends_with("\nacme\nprojects:viewer"),
+        id.starts_with("key_") && id.ends_with("\nacme\nprojects:viewer\nlive"),
         "{id:?}"
     );
 }

@@ -546,10 +546,11 @@ pub fn forwarded_requests_are_signed(ctx: &Ctx) -> TestResult {
         .header("x-keyward-signature")?
         .ok_or("no X-Keyward-Signature at the origin")?;
     let identity = format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         got.header("x-keyward-key-id")?.unwrap_or(""),
         got.header("x-keyward-workspace")?.unwrap_or(""),
-        got.header("x-keyward-scopes")?.unwrap_or("")
+        got.header("x-keyward-scopes")?.unwrap_or(""),
+        got.header("x-keyward-environment")?.unwrap_or("")
     );
     let now = crate::util::unix_ms() / 1000;
     let target = format!("{}?{}", got.path, got.query);

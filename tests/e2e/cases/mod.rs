@@ -9,6 +9,7 @@ use crate::TestResult;
 
 mod admin;
 mod authz;
+mod environments;
 mod gateway;
 mod hardening;
 mod secrets;
@@ -54,6 +55,7 @@ pub const ALL: &[(&str, Case)] = &[
     ),
     ("authz::scope_removal_immediate", authz::scope_removal_immediate),
     ("authz::deactivate_and_reactivate", authz::deactivate_and_reactivate),
+    ("environments::live_and_test_keys", environments::live_and_test_keys),
     (
         "hardening::paths_an_origin_reads_differently",
         hardening::paths_an_origin_reads_differently,
