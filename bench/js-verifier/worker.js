@@ -209,6 +209,7 @@ async function loadEntry(env, hash) {
         expiresAt: rec.expires_at,
         grants: compileGrants(rec.scopes),
         scopesHeader: rec.scopes.join(" "),
+        environment: rec.env ?? "live",
       };
     }
   }
@@ -273,6 +274,7 @@ async function gateway(request, env, url, pathStart) {
   headers.set("x-keyward-key-id", entry.id);
   headers.set("x-keyward-workspace", entry.workspace);
   headers.set("x-keyward-scopes", entry.scopesHeader);
+  headers.set("x-keyward-environment", entry.environment);
   try {
     return await fetch(env.ORIGIN_URL + url.slice(pathStart), {
       method: request.method,

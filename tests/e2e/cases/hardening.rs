@@ -119,7 +119,7 @@ pub fn lookalike_and_override_headers_never_reach_the_origin(ctx: &Ctx) -> TestR
     let forged = [
         ("X_Keyward_Scopes", "*"),
         ("x-keyward_workspace", "forged"),
-        ("X-Keyward-Environment", "live"),
+        ("X-Keyward-Environment", "forged"),
         ("X-Original-URL", "/deployments/x"),
         ("X-Rewrite-URL", "/deployments/x"),
         ("X-HTTP-Method-Override", "DELETE"),
@@ -136,11 +136,13 @@ pub fn lookalike_and_override_headers_never_reach_the_origin(ctx: &Ctx) -> TestR
     let got = expect_forwarded(ctx, &resp, &path)?;
     for (name, _) in &forged[..forged.len() - 1] {
         let lower = name.to_ascii_lowercase();
-        if lower == "x-forwarded-for" {
+        if lower == "x-forwarded-for" || lower == "x-keyward-environment" {
             continue;
         }
         ensure_eq!(got.header(&lower)?, None, "{name} reached the origin");
     }
+    // keyward's own value, not the client's.
+    ensure_eq!(got.header("x-keyward-environment")?, Some("live"), "x-keyward-environment");
     ensure!(
         !got.contains("6.6.6.6") && !got.contains("evil.test") && !got.contains("forged"),
         "{got:?}"
