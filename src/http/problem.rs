@@ -48,6 +48,10 @@ pub enum ApiError {
     },
     /// A test key tried to issue or change a live key.
     EnvironmentForbidden,
+    /// A key tried to change membership of a group it does not belong to.
+    GroupForbidden {
+        group: String,
+    },
     NotFound(&'static str),
     NoRoute,
     AmbiguousPath,
@@ -161,7 +165,8 @@ impl ApiError {
             | ApiError::Outranked { .. }
             | ApiError::ExpiryBeyondCaller { .. }
             | ApiError::WrongEnvironment { .. }
-            | ApiError::EnvironmentForbidden => 403,
+            | ApiError::EnvironmentForbidden
+            | ApiError::GroupForbidden { .. } => 403,
             ApiError::NotFound(_) | ApiError::NoRoute => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
@@ -242,6 +247,14 @@ impl ApiError {
                 "environment-forbidden",
                 "Environment forbidden",
                 "A test key can only issue and change test keys.".into(),
+            ),
+            ApiError::GroupForbidden { group } => (
+                "group-forbidden",
+                "Group forbidden",
+                format!(
+                    "A key can only add keys to, or remove them from, groups it belongs to (not '{}').",
+                    printable(group)
+                ),
             ),
             ApiError::NotFound(what) => ("not-found", "Not found", format!("No such {what}.")),
             ApiError::NoRoute => ("no-route", "Not found", "No route matches this method and path.".into()),

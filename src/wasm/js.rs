@@ -31,9 +31,10 @@ function dropped(k) {
 export function kw_forward(req, identity, signature) {
   const u = req.url;
   const start = u.indexOf('/', u.indexOf('//') + 2);
-  // identity: key id, workspace, scopes, environment, one per line ('' on a public route).
-  const c = identity.lastIndexOf('\n');
-  const test = TEST_ORIGIN !== '' && identity.endsWith('\ntest');
+  // identity: key id, workspace, scopes, environment, groups, one per line ('' on a public route).
+  const g = identity.lastIndexOf('\n');
+  const c = identity.lastIndexOf('\n', g - 1);
+  const test = TEST_ORIGIN !== '' && g - c === 5 && identity.startsWith('test', c + 1);
   const target = (test ? TEST_ORIGIN : ORIGIN) + (start < 0 ? '/' : u.slice(start));
   const h = new Headers(req.headers);
   let drop;
@@ -47,7 +48,8 @@ export function kw_forward(req, identity, signature) {
     h.set('x-keyward-key-id', identity.slice(0, a));
     h.set('x-keyward-workspace', identity.slice(a + 1, b));
     h.set('x-keyward-scopes', identity.slice(b + 1, c));
-    h.set('x-keyward-environment', identity.slice(c + 1));
+    h.set('x-keyward-environment', identity.slice(c + 1, g));
+    h.set('x-keyward-groups', identity.slice(g + 1));
   }
   if (signature !== '') h.set('x-keyward-signature', signature);
   return fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' }).catch((e) => {
@@ -201,7 +203,7 @@ pub async fn read_body(req: &web_sys::Request, limit: usize) -> Result<Option<Ve
 
 /// Starts the origin fetch and returns its Promise<Response> unawaited: the runtime awaits it.
 /// A failed fetch resolves to the 502 problem set by `init`, not a rejection.
-/// `identity` is KeyEntry::identity (`id\nworkspace\nscopes\nenvironment`), or "" for a public
+/// `identity` is KeyEntry::identity (`id\nworkspace\nscopes\nenvironment\ngroups`), or "" for a public
 /// route; a test key's request goes to the test origin when one is set;
 /// `signature` the X-Keyward-Signature value, or "" when signing is off.
 pub fn forward(req: &web_sys::Request, identity: &str, signature: &str) -> Result<JsValue, JsValue> {

@@ -3,6 +3,7 @@
 //! `keys:admin` (its own workspace only, never granting or managing above itself).
 
 mod audit;
+mod groups;
 mod keys;
 mod presets;
 mod reconcile;
@@ -37,6 +38,8 @@ pub enum Actor {
         expires_at: Option<Millis>,
         /// A test key may only issue and change test keys.
         environment: Environment,
+        /// A key may only add keys to (or remove them from) groups it belongs to.
+        groups: Vec<String>,
     },
 }
 
@@ -105,6 +108,17 @@ impl<R: Records, E: Edge> Admin<'_, R, E> {
             Ok(())
         } else {
             Err(ApiError::Outranked { scopes: missing })
+        }
+    }
+
+    /// A key may only put keys into, or take them out of, groups it belongs to itself (root: any).
+    pub fn ensure_member_of(&self, groups: &[String]) -> ApiResult<()> {
+        let Actor::Key { groups: own, .. } = &self.actor else {
+            return Ok(());
+        };
+        match groups.iter().find(|g| !own.contains(g)) {
+            None => Ok(()),
+            Some(g) => Err(ApiError::GroupForbidden { group: g.clone() }),
         }
     }
 
@@ -181,6 +195,7 @@ async fn authenticate<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, no
                 scopes: e.scopes.clone(),
                 expires_at: e.expires_at,
                 environment: e.environment,
+                groups: e.groups.split(' ').filter(|g| !g.is_empty()).map(str::to_owned).collect(),
             }),
             (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope {
                 scope_attr: app.st.policy.catalog.joined(&required),
@@ -247,6 +262,9 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
         ("GET", ["presets"]) => presets::list(&a).await,
         ("POST", ["presets"]) => presets::create(&a).await,
         ("DELETE", ["presets", name]) => presets::delete(&a, name).await,
+        ("GET", ["groups"]) => groups::list(&a).await,
+        ("POST", ["groups"]) => groups::create(&a).await,
+        ("DELETE", ["groups", name]) => groups::delete(&a, name).await,
         ("GET", ["audit"]) => audit::list(&a).await,
         ("POST", ["reconcile"]) => reconcile::run(&a).await,
         ("POST", ["_conformance"]) if app.st.config.conformance_route && matches!(a.actor, Actor::Root) => {
@@ -259,6 +277,8 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
             | ["keys", _, "revoke" | "rotate" | "deactivate" | "reactivate"]
             | ["presets"]
             | ["presets", _]
+            | ["groups"]
+            | ["groups", _]
             | ["audit"]
             | ["reconcile"],
         ) => Err(ApiError::MethodNotAllowed),

@@ -11,11 +11,11 @@ use super::faults::{check_answer, request, seed, Op};
 use super::*;
 use crate::core::model::Status;
 
-type Call<'a> = Pin<Box<dyn Future<Output = Response> + 'a>>;
+pub(super) type Call<'a> = Pin<Box<dyn Future<Output = Response> + 'a>>;
 
 /// Runs `a` and `b` to completion, choosing at each step by `prefix`, then 0 (first call);
 /// returns the branch choices made (to enumerate the rest) and both answers.
-fn drive(mut calls: [Option<Call<'_>>; 2], prefix: &[u8]) -> (Vec<u8>, [Option<Response>; 2]) {
+pub(super) fn drive(mut calls: [Option<Call<'_>>; 2], prefix: &[u8]) -> (Vec<u8>, [Option<Response>; 2]) {
     let mut cx = Context::from_waker(Waker::noop());
     let mut out: [Option<Response>; 2] = [None, None];
     let mut choices = Vec::new();

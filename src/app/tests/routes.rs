@@ -439,7 +439,7 @@ fn gateway_decisions() {
     );
     let id = gateway(&w, "GET", "/projects/1", Some(&auth)).unwrap();
     assert!(
-        id.starts_with("key_") && id.ends_with("\nacme\nprojects:viewer\nlive"),
+        id.starts_with("key_") && id.ends_with("\nacme\nprojects:viewer\nlive\n"),
         "{id:?}"
     );
 }

@@ -400,7 +400,7 @@ pub fn store_conformance_on_d1_and_kv(ctx: &Ctx) -> TestResult {
         .admin("POST", &format!("/admin/v1/_conformance?workspace={ws}"), None)?
         .expect_json(200)?;
     let results = out["results"].as_array().cloned().unwrap_or_default();
-    ensure_eq!(results.len(), 9, "contract items run: {out}");
+    ensure_eq!(results.len(), 10, "contract items run: {out}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != json!(true)).collect();
     ensure!(failed.is_empty(), "D1/KV break the store contract: {failed:?}");
     Ok(())
@@ -548,11 +548,12 @@ pub fn forwarded_requests_are_signed(ctx: &Ctx) -> TestResult {
         .header("x-keyward-signature")?
         .ok_or("no X-Keyward-Signature at the origin")?;
     let identity = format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}",
         got.header("x-keyward-key-id")?.unwrap_or(""),
         got.header("x-keyward-workspace")?.unwrap_or(""),
         got.header("x-keyward-scopes")?.unwrap_or(""),
-        got.header("x-keyward-environment")?.unwrap_or("")
+        got.header("x-keyward-environment")?.unwrap_or(""),
+        got.header("x-keyward-groups")?.unwrap_or("")
     );
     let now = crate::util::unix_ms() / 1000;
     let target = format!("{}?{}", got.path, got.query);

@@ -56,6 +56,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("authz::scope_removal_immediate", authz::scope_removal_immediate),
     ("authz::deactivate_and_reactivate", authz::deactivate_and_reactivate),
     ("environments::live_and_test_keys", environments::live_and_test_keys),
+    ("environments::sharing_groups", environments::sharing_groups),
     (
         "hardening::paths_an_origin_reads_differently",
         hardening::paths_an_origin_reads_differently,
