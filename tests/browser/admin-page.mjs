@@ -281,6 +281,28 @@ try {
   await page.reload();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
 
+  // 14. A wrong token is refused with the API's problem, and nothing is kept.
+  expectedResourceErrors = 1;
+  await page.getByLabel('Admin token').fill('not-the-token');
+  await page.getByLabel(/^Workspace/).fill(workspace);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Invalid token' }).waitFor();
+  check(await page.evaluate(() => sessionStorage.length) === 0, 'a refused token is not kept');
+
+  // 15. A workspace admin key signs in without naming its workspace.
+  const adminKey = await adminApi('POST', '/admin/v1/keys', {
+    name: 'page admin', scopes: ['keys:admin', 'projects:viewer', 'events:write'],
+  });
+  secrets.push(adminKey.key);
+  await page.getByLabel('Admin token').fill(adminKey.key);
+  await page.getByLabel(/^Workspace/).fill('');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('signed in with an admin key').waitFor();
+  await rows.filter({ hasText: 'page admin' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  log('wrong token refused; admin key signed in and out');
+
   // Nothing went wrong on the page, and it talked to nobody else.
   const foreign = requested.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith('data:'));
   check(foreign.length === 0, `requests to another origin: ${foreign.join(', ')}`);
