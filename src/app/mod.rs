@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod lookup;
+pub mod page;
 pub mod sync;
 pub mod verify;
 
@@ -133,13 +134,19 @@ impl<R, E> Copy for App<'_, R, E> {}
 
 pub enum Route {
     Admin,
+    /// The admin web page's static files (no token needed: see `page`).
+    Page,
     Verify,
     Gateway,
 }
 
 pub fn route_of(path: &str) -> Route {
     if path.starts_with("/admin/") {
-        Route::Admin
+        if page::is_page(path) {
+            Route::Page
+        } else {
+            Route::Admin
+        }
     } else if path == "/v1/keys/verify" {
         Route::Verify
     } else {
@@ -155,6 +162,7 @@ impl<R: Records, E: Edge> App<'_, R, E> {
         let result = match route_of(req.path()) {
             Route::Admin => admin::handle(*self, req, now).await.map(|r| (r, KeyUse::Nothing)),
             Route::Verify => verify::handle(*self, req, now).await,
+            Route::Page => Ok((page::serve(&req.method, req.path(), self.st.realm()), KeyUse::Nothing)),
             Route::Gateway => Err(ApiError::NoRoute),
         };
         result.unwrap_or_else(|e| {

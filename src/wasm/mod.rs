@@ -160,6 +160,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             })
             .into()
         }
+        Route::Page => to_web(&crate::app::page::serve(head.method(), head.path(), iso.st.realm())).into(),
         Route::Admin | Route::Verify => wasm_bindgen_futures::future_to_promise(async move {
             let resp = match api(&req, head, &env, &ctx, &iso, now).await {
                 Ok(r) => to_web(&r),

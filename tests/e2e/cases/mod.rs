@@ -9,6 +9,7 @@ use crate::TestResult;
 
 mod admin;
 mod authz;
+mod browser;
 mod environments;
 mod gateway;
 mod hardening;
@@ -95,6 +96,11 @@ pub const ALL: &[(&str, Case)] = &[
         "hardening::concurrent_admin_calls_never_revive_a_key",
         hardening::concurrent_admin_calls_never_revive_a_key,
     ),
+    (
+        "browser::admin_page_headers_and_paths",
+        browser::admin_page_headers_and_paths,
+    ),
+    ("browser::admin_page_in_chromium", browser::admin_page_in_chromium),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
 ];
