@@ -60,6 +60,8 @@ pub struct Route {
     pub scope_attr: String,
     /// No key needed at all. `scopes: []` without this still needs a valid key.
     pub public: bool,
+    /// `METHOD /path/pattern` as written in the policy file (log lines name the route with it).
+    pub pattern: String,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +135,7 @@ impl Policy {
                 scopes,
                 scope_attr,
                 public: def.public,
+                pattern: format!("{} {}", def.method, def.path),
             });
         }
         for t in file.ratelimits.iter().chain(file.throttle.iter()) {
