@@ -88,7 +88,13 @@ fn main() -> ExitCode {
         }
     };
 
-    let ctx = Arc::new(Ctx::new(dev.base_url(), admin_token, origin, dev.log_path().to_owned()));
+    let ctx = Arc::new(Ctx::new(
+        dev.base_url(),
+        admin_token,
+        origin,
+        dev.log_path().to_owned(),
+        dev.d1(),
+    ));
     let trials = cases::ALL
         .iter()
         .map(|&(name, case)| {

@@ -11,6 +11,7 @@ mod admin;
 mod authz;
 mod gateway;
 mod hardening;
+mod ops;
 mod secrets;
 mod verify;
 
@@ -91,6 +92,18 @@ pub const ALL: &[(&str, Case)] = &[
     (
         "hardening::concurrent_admin_calls_never_revive_a_key",
         hardening::concurrent_admin_calls_never_revive_a_key,
+    ),
+    (
+        "ops::request_ids_on_answers_and_at_the_origin",
+        ops::request_ids_on_answers_and_at_the_origin,
+    ),
+    (
+        "ops::a_500_is_logged_under_its_request_id",
+        ops::a_500_is_logged_under_its_request_id,
+    ),
+    (
+        "ops::store_failures_are_logged_under_their_request_id",
+        ops::store_failures_are_logged_under_their_request_id,
     ),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
