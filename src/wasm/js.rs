@@ -10,8 +10,6 @@ let BAD_GATEWAY = [''];
 let BAD_GATEWAY_STATUS = 502;
 let ROUTES = [];
 let MARK = '';
-// Whether answers that come from the origin get X-Request-Id too (see README "Request ids").
-const REWRAP = false;
 export function kw_init(origin, badGatewayStatus, badGateway, routes, mark) {
   ORIGIN = origin;
   MARK = mark;
@@ -87,16 +85,9 @@ export function kw_forward(req, identity, signature, rid, route) {
       headers: { 'content-type': 'application/problem+json', 'x-request-id': rid },
     });
   };
-  const sent = fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' });
-  return REWRAP ? sent.then((r) => withRequestId(r, rid), failed) : sent.catch(failed);
-}
-
-// The origin's answer with keyward's X-Request-Id (its headers are immutable: a copy).
-function withRequestId(r, rid) {
-  if (r.status === 101) return r; // a WebSocket upgrade is handed on as it is
-  const w = new Response(r.body, r);
-  w.headers.set('x-request-id', rid);
-  return w;
+  // The origin's answer goes back as it is: adding X-Request-Id to it would mean copying every
+  // Response, measured at 4-10 % of the valid-key throughput (README "Request ids and logs").
+  return fetch(target, { method: req.method, headers: h, body: req.body, redirect: 'manual' }).catch(failed);
 }
 
 // A key with a rate limit: the tier's binding decides first. A limiter that fails lets the request
