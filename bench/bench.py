@@ -51,6 +51,9 @@ def lock_held() -> bool:
     return LOCK_HELD or _exclusive_lock is not None
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROBE_PATH = "/__keyward_bench_probe"
+# keyward names each request in its answers (X-Request-Id, the problem's `instance`): a fixed ray id
+# makes the probe's answer the same on wrangler's port and on the worker's own socket.
+PROBE_HEADERS = {"cf-ray": "00000000000000b0-PROBE"}
 
 SYSTEMS_ALL = ["passthrough", "js", "keyward", "keyward-nocache"]
 VERIFIERS = {"js", "keyward", "keyward-nocache"}
@@ -379,7 +382,7 @@ def locate_workerd(s: System) -> None:
     debug ports. Each listening port of the non-proxy workerd is probed with the same request as
     wrangler's port; the one that answers identically is the worker's own socket.
     """
-    want = http_request(s.wrangler_port, "GET", PROBE_PATH)
+    want = http_request(s.wrangler_port, "GET", PROBE_PATH, PROBE_HEADERS)
     want = (want[0], want[2])
     proxy, candidates = 0, []
     for _ in range(50):
@@ -397,7 +400,7 @@ def locate_workerd(s: System) -> None:
     for pid, ports in candidates:
         for port in ports:
             try:
-                got = http_request(port, "GET", PROBE_PATH, timeout=1.5)
+                got = http_request(port, "GET", PROBE_PATH, PROBE_HEADERS, timeout=1.5)
             except (OSError, http.client.HTTPException):
                 continue
             if (got[0], got[2]) == want:

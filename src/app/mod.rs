@@ -171,7 +171,7 @@ impl<R: Records, E: Edge> App<'_, R, E> {
             } else {
                 KeyUse::Nothing
             };
-            (Response::problem(&e, self.st.realm()), outcome)
+            (Response::problem_for(&e, self.st.realm(), &req.id), outcome)
         })
     }
 }

@@ -147,13 +147,19 @@ fn d1_err(e: worker::Error) -> StoreError {
     if msg.contains("UNIQUE constraint failed") && msg.contains(".name") {
         StoreError::NameTaken
     } else {
-        StoreError::Unavailable(msg)
+        unavailable(msg)
     }
+}
+
+/// Every D1 failure is logged here, with its cause (the caller's answer says only what it left).
+fn unavailable(msg: String) -> StoreError {
+    crate::log::error("d1-error", &msg);
+    StoreError::Unavailable(msg)
 }
 
 fn token() -> StoreResult<String> {
     let mut b = [0u8; 12];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Unavailable(format!("getrandom: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| unavailable(format!("getrandom: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -191,7 +197,7 @@ impl D1Records {
     pub fn new(env: &Env) -> StoreResult<D1Records> {
         env.d1(BINDING)
             .map(D1Records)
-            .map_err(|e| StoreError::Unavailable(format!("D1 binding {BINDING}: {e}")))
+            .map_err(|e| unavailable(format!("D1 binding {BINDING}: {e}")))
     }
 
     fn stmt(&self, sql: &str, args: &[JsValue]) -> StoreResult<D1PreparedStatement> {
@@ -302,7 +308,7 @@ impl D1Records {
             .first()
             .and_then(|r| r.meta().ok().flatten())
             .and_then(|m| m.changes)
-            .ok_or_else(|| StoreError::Unavailable("D1 batch without a changed-row count".into()))?;
+            .ok_or_else(|| unavailable("D1 batch without a changed-row count".into()))?;
         Ok(if changes == 1 { Written::Applied } else { Written::Stale })
     }
 }

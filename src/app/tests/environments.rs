@@ -152,7 +152,7 @@ fn prepared_keyed(w: &World, secret: &str) -> Result<bool, u16> {
     let head = Head::new(format!("GET\nhttps://kw.test/projects/1\n192.0.2.1\nBearer {secret}"));
     match gw::prepare(&w.st.policy, &w.st.config.keys, &head) {
         Ok(Prepared::Keyed(..)) => Ok(true),
-        Ok(Prepared::Public) => Ok(false),
+        Ok(Prepared::Public(_)) => Ok(false),
         Err(e) => Err(e.status()),
     }
 }

@@ -27,7 +27,7 @@ pub(super) fn gateway(w: &World, method: &str, path: &str, auth: Option<&str>) -
     };
     let res = block_on(async {
         match gateway::prepare(&w.st.policy, &w.st.config.keys, &head)? {
-            Prepared::Public => Ok(String::new()),
+            Prepared::Public(_) => Ok(String::new()),
             Prepared::Keyed(hash, route) => {
                 let entry = lookup::entry(&w.st, &w.edge, &hash, w.now()).await?;
                 gateway::authorize(route, entry, w.now()).map(|e| e.identity.to_string())

@@ -13,6 +13,7 @@ mod browser;
 mod environments;
 mod gateway;
 mod hardening;
+mod ops;
 mod secrets;
 mod verify;
 
@@ -101,6 +102,18 @@ pub const ALL: &[(&str, Case)] = &[
         browser::admin_page_headers_and_paths,
     ),
     ("browser::admin_page_in_chromium", browser::admin_page_in_chromium),
+    (
+        "ops::request_ids_on_answers_and_at_the_origin",
+        ops::request_ids_on_answers_and_at_the_origin,
+    ),
+    (
+        "ops::a_500_is_logged_under_its_request_id",
+        ops::a_500_is_logged_under_its_request_id,
+    ),
+    (
+        "ops::store_failures_are_logged_under_their_request_id",
+        ops::store_failures_are_logged_under_their_request_id,
+    ),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
 ];
