@@ -63,6 +63,15 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The body with this answer's request id (X-Request-Id, also in a problem's `instance`)
+    /// replaced by `<request-id>`: answers that must be identical are identical apart from it.
+    pub fn text_without_request_id(&self) -> String {
+        match self.header("x-request-id") {
+            Some(id) if !id.is_empty() => self.text().replace(id, "<request-id>"),
+            _ => self.text(),
+        }
+    }
+
     /// The exchange, for failure messages (long bodies cut).
     pub fn describe(&self) -> String {
         let text = self.text();
