@@ -3,6 +3,7 @@
 
 Side by side on the same pinned wrangler/workerd, in front of one local Node origin:
   passthrough      bench/passthrough: forwards to the origin, nothing else (the floor)
+  passthrough-ratelimit  the same plus one Rate Limiting binding call per request (valid-ratelimited only)
   js               bench/js-verifier: keyward's gateway job hand-written in JavaScript
   keyward          the Rust worker (wrangler.toml at the repo root), release build
   keyward-signed   the same with ORIGIN_SIGNING_SECRET set (X-Keyward-Signature on every forwarded request)
@@ -54,7 +55,7 @@ def lock_held() -> bool:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROBE_PATH = "/__keyward_bench_probe"
 
-SYSTEMS_ALL = ["passthrough", "js", "keyward", "keyward-signed", "keyward-nocache"]
+SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "js", "keyward", "keyward-signed", "keyward-nocache"]
 VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache"}
 
 # scenario -> (method, path, key file kind, expected status from a verifier)
@@ -70,7 +71,8 @@ SCENARIOS = {
 }
 # Systems that run only some scenarios. Signing happens only on forwarded requests: on a refusal
 # keyward-signed does exactly what keyward does, so it runs only where keyward forwards.
-SYSTEM_SCENARIOS = {"keyward-signed": {"valid", "valid-ratelimited"}}
+# passthrough-ratelimit is the floor of the rate-limited rows: what the binding costs by itself.
+SYSTEM_SCENARIOS = {"keyward-signed": {"valid", "valid-ratelimited"}, "passthrough-ratelimit": {"valid-ratelimited"}}
 # Scenarios where the JS verifier does not do the same work as keyward (no rate limiting): no 'vs JS'
 # ratio and no part in the verdict.
 NOT_VS_JS = {"valid-ratelimited"}
@@ -79,6 +81,7 @@ JS_COMPARABLE = {"keyward", "keyward-nocache"}
 # The hot-path cost table: (scenario, system, label), each next to the plain valid-key row.
 COST_ROWS = [
     ("valid", "keyward", "valid key"),
+    ("valid-ratelimited", "passthrough-ratelimit", "no key check, the same rate-limit binding call"),
     ("valid-ratelimited", "keyward", "valid key with a rate limit"),
     ("valid", "keyward-signed", "valid key, signing on"),
     ("valid-ratelimited", "keyward-signed", "valid key with a rate limit, signing on"),
@@ -395,6 +398,17 @@ def keyward_config(snapshot: Path, name: str, dest: Path) -> Path:
     for db in cfg.get("d1_databases", []):
         if "migrations_dir" in db:
             db["migrations_dir"] = str(ROOT / db["migrations_dir"])
+    dest.write_text(json.dumps(cfg, indent=2))
+    return dest
+
+
+def passthrough_ratelimit_config(dest: Path) -> Path:
+    """bench/passthrough's wrangler.toml for ratelimited.js, with a Rate Limiting binding of RL_TIER."""
+    cfg = tomllib.loads((BENCH / "passthrough" / "wrangler.toml").read_text())
+    cfg["name"] = "keyward-bench-passthrough-ratelimit"
+    cfg["main"] = str(BENCH / "passthrough" / "ratelimited.js")
+    cfg["ratelimits"] = [{"name": "RL", "namespace_id": "2001",
+                          "simple": {"limit": RL_TIER["limit"], "period": RL_TIER["period"]}}]
     dest.write_text(json.dumps(cfg, indent=2))
     return dest
 
@@ -812,8 +826,8 @@ def aggregate(runs: list[dict], systems: list[str], conns_list, scenarios) -> di
         mine = {r["round"]: r for r in runs if r["scenario"] == sc and r["conns"] == c and r["system"] == sy}
         pass_ = {r["round"]: r for r in runs if r["scenario"] == sc and r["conns"] == c and r["system"] == "passthrough"}
         both = [rd for rd in mine if rd in pass_]
-        cell["rps_vs_pass_rounds"] = [round(rps_of(mine[rd]) / rps_of(pass_[rd]), 3) for rd in both]
-        cell["cpu_vs_pass_rounds"] = [round(cpu_of(mine[rd]) / cpu_of(pass_[rd]), 3) for rd in both
+        cell["rps_vs_pass_rounds"] = [round(rps_of(mine[rd]) / rps_of(pass_[rd]), 4) for rd in both]
+        cell["cpu_vs_pass_rounds"] = [round(cpu_of(mine[rd]) / cpu_of(pass_[rd]), 4) for rd in both
                                       if cpu_of(pass_[rd])]
         js = cells.get((sc, c, "js"))
         if sy in JS_COMPARABLE and js and sc not in NOT_VS_JS:
@@ -865,8 +879,10 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
             f"tier's Rate Limiting binding before forwarding; a key sees at most ~{meta['ratelimit_bound_per_key']} "
             f"requests per window even at {RL_ASSUMED_MAX_RPS:,} req/s, and a 429 aborts the run. Locally the binding "
             "is miniflare's emulation (a call to a Durable Object that updates SQLite, in the worker's workerd), which "
-            "costs more than the platform's in-location counter. The JS verifier ignores the key's `rl` and the "
-            "passthrough ignores keys: both run these requests with their normal behaviour, so no 'vs JS' ratio.")
+            "costs more than the platform's in-location counter; passthrough-ratelimit (the passthrough plus the same "
+            "binding call per request, keyed by the Authorization value) shows that cost alone. The JS verifier ignores "
+            "the key's `rl` and the passthrough ignores keys: both run these requests with their normal behaviour, "
+            "so no 'vs JS' ratio.")
     if "keyward-signed" in systems:
         notes.append(
             "keyward-signed: keyward with `ORIGIN_SIGNING_SECRET` set (X-Keyward-Signature, HMAC-SHA-256, on every "
@@ -884,7 +900,7 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
         def spread(v, rounds):
             if v is None:
                 return "-"
-            return f"{v:.2f} ({min(rounds):.2f}-{max(rounds):.2f})" if rounds else f"{v:.2f}"
+            return f"{v:.2f} ({min(rounds):.2f}-{max(rounds):.2f})" if len(rounds or []) > 1 else f"{v:.2f}"
 
         for c in conns_list:
             for sc, sy, label in cost:
@@ -903,6 +919,16 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
                      + ", ".join(f"{v:.2f} at {c} conns" for c, v in goal)
                      + (f": meets the >= {VALID_GOAL} goal." if not short
                         else f": **below the >= {VALID_GOAL} goal** ({'; '.join(short)})."))
+            L.append("")
+        floor = []
+        for c in conns_list:
+            kw, pr = cells.get(("valid-ratelimited", c, "keyward")), cells.get(("valid-ratelimited", c, "passthrough-ratelimit"))
+            if kw and pr:
+                floor.append(f"req/s x{fmt(ratio(kw['rps'], pr['rps']), 2)}, CPU x{fmt(ratio(kw['cpu_us'], pr['cpu_us']), 2)} "
+                             f"at {c} conns")
+        if floor:
+            L.append("Valid key with a rate limit (keyward) vs the passthrough making the same binding call "
+                     "(passthrough-ratelimit), medians: " + ", ".join(floor) + ".")
             L.append("")
     if creation:
         L.append("| key creation (POST /admin/v1/keys, preset sdk) | keys | concurrency | seconds | keys/s | "
@@ -1086,6 +1112,10 @@ def main() -> int:
         defs = {
             "passthrough": System("passthrough", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
                                   state_root / "passthrough"),
+            "passthrough-ratelimit": System(
+                "passthrough-ratelimit", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
+                state_root / "passthrough-ratelimit",
+                passthrough_ratelimit_config(state_root / "passthrough-ratelimit.wrangler.json")),
             "js": System("js", BENCH / "js-verifier", {"ORIGIN_URL": origin_url}, state_root / "js"),
         }
         if snapshot.is_dir():
@@ -1126,6 +1156,8 @@ def main() -> int:
                 json.dumps([r["obj"] for r in s.records + s.rl_records + probe], indent=1))
 
         start_system(procs, active["passthrough"], raw, start_deadline)
+        if "passthrough-ratelimit" in active:
+            start_system(procs, active["passthrough-ratelimit"], raw, start_deadline)
         if "keyward" in active:
             start_keyward(active["keyward"])
         if "js" in active:
@@ -1153,6 +1185,9 @@ def main() -> int:
                        if n in active and active[n].records), None)
         active["passthrough"].records = source.records if source else local_records(nkeys)
         active["passthrough"].rl_records = source.rl_records if source else local_records(rl_keys, RL_TIER)
+        if "passthrough-ratelimit" in active:
+            active["passthrough-ratelimit"].records = active["passthrough"].records
+            active["passthrough-ratelimit"].rl_records = active["passthrough"].rl_records
         for s in active.values():
             write_key_files(s, raw, unknown)
 
