@@ -1003,6 +1003,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="a few seconds per system (CI)")
     ap.add_argument("--systems", default=",".join(SYSTEMS_ALL), help="comma list from " + ",".join(SYSTEMS_ALL))
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list from " + ",".join(SCENARIOS))
     ap.add_argument("--rounds", type=int, help="rounds (default 3; smoke 1)")
     ap.add_argument("--duration", type=int, help="whole seconds per wrk run (default 4; smoke 1)")
     ap.add_argument("--prime", type=int, help="whole seconds of unrecorded load just before each measured run, "
@@ -1031,11 +1032,16 @@ def main() -> int:
     prime = a.prime if a.prime is not None else (0 if a.smoke else 1)
     conns_list = [int(c) for c in (a.conns or ("8" if a.smoke else "8,32")).split(",")]
     nkeys = a.keys or (50 if a.smoke else 1000)
-    scenarios = list(SCENARIOS)
+    scenarios = [sc.strip() for sc in a.scenarios.split(",") if sc.strip()]
+    for sc in scenarios:
+        if sc not in SCENARIOS:
+            ap.error(f"unknown scenario {sc!r}")
+    scenarios = [sc for sc in SCENARIOS if sc in scenarios]
     # Keys for valid-ratelimited: at least nkeys, and enough that no key reaches RL_HEADROOM of its limit in
     # one window: a system's load on that scenario (priming included) spans at most `exposure` seconds of
     # any window, at no more than RL_ASSUMED_MAX_RPS, spread evenly over the rotated keys.
-    exposure = min(RL_TIER["period"], rounds * len(conns_list) * (2 * prime + duration))
+    exposure = min(RL_TIER["period"], rounds * len(conns_list) * (2 * prime + duration)) \
+        if "valid-ratelimited" in scenarios else 0
     rl_keys = max(nkeys, -(-RL_ASSUMED_MAX_RPS * exposure // int(RL_TIER["limit"] * RL_HEADROOM)))
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ("-smoke" if a.smoke else "")
