@@ -24,7 +24,6 @@ import concurrent.futures
 import datetime as dt
 import fcntl
 import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -582,24 +581,22 @@ def curl(port: int, method: str, path: str, headers: dict[str, str], tmp: Path):
     return status, hdrs, bfile.read_bytes() if bfile.exists() else b""
 
 
+def origin_verifier():
+    """The project's own origin verifier (examples/origin-verify/verify.py, tested by scripts/test.sh), so
+    this check follows docs/origin-signing.md as the project defines it. Loaded without writing bytecode."""
+    path = ROOT / "examples" / "origin-verify" / "verify.py"
+    ns: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), ns)
+    return ns["verify"]
+
+
 def signature_problem(secret: str, value: str | None, method: str, target: str, eh: dict) -> str | None:
     """None if `value` is a valid X-Keyward-Signature for what the origin received (docs/origin-signing.md)."""
     if not value:
         return "no X-Keyward-Signature at the origin"
-    fields = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
-    t, v1 = fields.get("t", ""), fields.get("v1", "")
-    if not (t.isdigit() and 1 <= len(t) <= 15) or len(v1) != 64:
-        return f"X-Keyward-Signature {value!r} is not t=<unix>,v1=<64 hex>"
-    if abs(int(t) - time.time()) > 300:
-        return f"X-Keyward-Signature t={t} is more than 5 minutes from now"
-    identity = ""
-    if "x-keyward-key-id" in eh:
-        identity = "\n".join(eh.get(h, "") for h in ("x-keyward-key-id", "x-keyward-workspace", "x-keyward-scopes",
-                                                       "x-keyward-environment"))
-    signed = "\n".join(["v1", t, method, target, identity]).encode()
-    want = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(want, v1):
-        return "X-Keyward-Signature does not verify with the secret keyward-signed was started with"
+    if not origin_verifier()(eh, method, target, secret, time.time()):
+        return (f"X-Keyward-Signature {value[:20]}... does not verify (examples/origin-verify/verify.py) with the "
+                "secret keyward-signed was started with")
     return None
 
 
