@@ -159,6 +159,10 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             })
             .into()
         }
+        Route::OpenApi => match crate::app::openapi::handle(head.method()) {
+            Ok(r) => to_web(&r).into(),
+            Err(e) => problem(&e, iso.st.realm()).into(),
+        },
         Route::Admin | Route::Verify => wasm_bindgen_futures::future_to_promise(async move {
             let resp = match api(&req, head, &env, &ctx, &iso, now).await {
                 Ok(r) => to_web(&r),
