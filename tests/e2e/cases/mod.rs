@@ -9,6 +9,7 @@ use crate::TestResult;
 
 mod admin;
 mod authz;
+mod contract;
 mod gateway;
 mod hardening;
 mod secrets;
@@ -91,6 +92,14 @@ pub const ALL: &[(&str, Case)] = &[
     (
         "hardening::concurrent_admin_calls_never_revive_a_key",
         hardening::concurrent_admin_calls_never_revive_a_key,
+    ),
+    (
+        "contract::document_is_served_without_auth",
+        contract::document_is_served_without_auth,
+    ),
+    (
+        "contract::schemathesis_finds_nothing",
+        contract::schemathesis_finds_nothing,
     ),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
