@@ -266,7 +266,7 @@ pub const ROUTES: &[AdminRoute] = &[
 const CONFORMANCE_PATH: &str = "/admin/v1/_conformance";
 
 /// `Some(parameter)` ("" if the template has none) when `path` fits `template` segment by segment.
-pub fn match_template<'p>(template: &str, path: &'p str) -> Option<&'p str> {
+fn match_template<'p>(template: &str, path: &'p str) -> Option<&'p str> {
     let (mut t, mut p) = (template.split('/'), path.split('/'));
     let mut param = "";
     loop {
