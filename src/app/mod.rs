@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod gateway;
 pub mod lookup;
+pub mod openapi;
 pub mod page;
 pub mod sync;
 pub mod verify;
@@ -137,8 +138,12 @@ pub enum Route {
     /// The admin web page's static files (no token needed: see `page`).
     Page,
     Verify,
+    OpenApi,
     Gateway,
 }
+
+/// The verify API's one route (docs/openapi.json `verifyKey`).
+pub const VERIFY_PATH: &str = "/v1/keys/verify";
 
 pub fn route_of(path: &str) -> Route {
     if path.starts_with("/admin/") {
@@ -147,11 +152,25 @@ pub fn route_of(path: &str) -> Route {
         } else {
             Route::Admin
         }
-    } else if path == "/v1/keys/verify" {
+    } else if path == VERIFY_PATH {
         Route::Verify
+    } else if path == openapi::PATH {
+        Route::OpenApi
     } else {
         Route::Gateway
     }
+}
+
+/// Every operation keyward itself answers (method, OpenAPI path template, operation id): what
+/// docs/openapi.json must describe, no more and no less (checked by a native test).
+pub fn operations() -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut ops: Vec<_> = admin::ROUTES
+        .iter()
+        .map(|r| (r.method, r.path, r.operation_id))
+        .collect();
+    ops.push(("POST", VERIFY_PATH, "verifyKey"));
+    ops.push(("GET", openapi::PATH, "getOpenApi"));
+    ops
 }
 
 impl<R: Records, E: Edge> App<'_, R, E> {
@@ -163,6 +182,7 @@ impl<R: Records, E: Edge> App<'_, R, E> {
             Route::Admin => admin::handle(*self, req, now).await.map(|r| (r, KeyUse::Nothing)),
             Route::Verify => verify::handle(*self, req, now).await,
             Route::Page => Ok((page::serve(&req.method, req.path(), self.st.realm()), KeyUse::Nothing)),
+            Route::OpenApi => openapi::handle(&req.method).map(|r| (r, KeyUse::Nothing)),
             Route::Gateway => Err(ApiError::NoRoute),
         };
         result.unwrap_or_else(|e| {

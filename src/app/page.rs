@@ -42,9 +42,8 @@ pub fn serve(method: &str, path: &str, realm: &str) -> Response {
         "GET" => body.to_owned(),
         "HEAD" => String::new(),
         _ => {
-            let mut r = Response::problem(&ApiError::MethodNotAllowed, realm);
-            r.headers.push(("allow", "GET, HEAD".into()));
-            return r;
+            // Response::problem sets Allow from the error.
+            return Response::problem(&ApiError::MethodNotAllowed("GET, HEAD".into()), realm);
         }
     };
     Response {

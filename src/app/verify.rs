@@ -44,7 +44,7 @@ pub async fn handle<R: Records, E: Edge>(
     now: Millis,
 ) -> ApiResult<(Response, KeyUse)> {
     if req.method != "POST" {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(ApiError::MethodNotAllowed("POST".into()));
     }
     let body: VerifyBody = parse_json(req, false)?.ok_or_else(|| ApiError::field("body", "required"))?;
     let catalog = &app.st.policy.catalog;

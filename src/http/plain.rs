@@ -104,6 +104,9 @@ impl Response {
         if let Some(secs) = err.retry_after() {
             headers.push(("retry-after", secs.to_string()));
         }
+        if let ApiError::MethodNotAllowed(allow) = err {
+            headers.push(("allow", allow.clone()));
+        }
         if let ApiError::RateLimited(rl) = err {
             headers.push(("ratelimit-policy", rl.policy_header("key")));
             headers.push(("ratelimit", rl.exhausted_header("key")));

@@ -57,7 +57,8 @@ pub enum ApiError {
     AmbiguousPath,
     /// A `_method` query parameter (an origin could run another method than the one authorised).
     MethodOverride,
-    MethodNotAllowed,
+    /// The path exists under other methods, listed for the `Allow` header (RFC 9110 §15.5.6).
+    MethodNotAllowed(String),
     Conflict {
         slug: &'static str,
         detail: String,
@@ -168,7 +169,7 @@ impl ApiError {
             | ApiError::EnvironmentForbidden
             | ApiError::GroupForbidden { .. } => 403,
             ApiError::NotFound(_) | ApiError::NoRoute => 404,
-            ApiError::MethodNotAllowed => 405,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -325,10 +326,10 @@ impl ApiError {
                 "Method override refused",
                 "A _method query parameter could make the origin run another method than the one authorised.".into(),
             ),
-            ApiError::MethodNotAllowed => (
+            ApiError::MethodNotAllowed(allow) => (
                 "method-not-allowed",
                 "Method not allowed",
-                "Method not allowed here.".into(),
+                format!("This path allows {allow} only."),
             ),
             ApiError::Conflict { slug, detail } => (*slug, "Conflict", printable_long(detail)),
             ApiError::PayloadTooLarge => (
@@ -441,7 +442,7 @@ mod tests {
             ApiError::NoRoute,
             ApiError::AmbiguousPath,
             ApiError::MethodOverride,
-            ApiError::MethodNotAllowed,
+            ApiError::MethodNotAllowed("GET, POST".into()),
             ApiError::Conflict {
                 slug: "name-conflict",
                 detail: "x".into(),

@@ -202,6 +202,13 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             let rid = head.request_id().to_owned();
             to_web(&crate::app::page::serve(head.method(), head.path(), iso.st.realm()), &rid).into()
         }
+        Route::OpenApi => {
+            let rid = head.request_id().to_owned();
+            match crate::app::openapi::handle(head.method()) {
+                Ok(r) => to_web(&r, &rid).into(),
+                Err(e) => to_web(&Response::problem_for(&e, iso.st.realm(), &rid), &rid).into(),
+            }
+        }
     }
 }
 

@@ -197,6 +197,31 @@ fn expect_request_id(resp: &Resp) -> Result<(), Failed> {
     Err(resp.fail("keyward's answer has no X-Request-Id".into()))
 }
 
+/// Every answer from keyward's own routes must be one docs/openapi.json describes for the
+/// operation, and every refusal the gateway gives itself one its `x-keyward-gateway` lists (an
+/// answer from the echo origin is the origin's business).
+fn check_contract(method: &str, path: &str, resp: &Resp) -> Result<(), Failed> {
+    let route = path.split(['?', '#']).next().unwrap_or_default();
+    if route == "/admin/v1/_conformance" {
+        // The test deployments' storage-contract route, not part of the API.
+        return Ok(());
+    }
+    if matches!(route, "/admin/" | "/admin/admin.js" | "/admin/admin.css") {
+        // The admin page's static files (web/admin/), not API operations.
+        return Ok(());
+    }
+    let own = route.starts_with("/admin/") || route == "/v1/keys/verify" || route == "/openapi.json";
+    let contract = crate::openapi::contract();
+    let checked = if own {
+        contract.check(method, route, resp.status, &resp.headers, &resp.body)
+    } else if resp.header("x-echo-origin").is_none() {
+        contract.check_gateway(resp.status, &resp.headers, &resp.body)
+    } else {
+        Ok(())
+    };
+    checked.map_err(|e| resp.fail(format!("the answer differs from docs/openapi.json:\n{e}")))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -307,6 +332,7 @@ impl Ctx {
         };
         self.note_leaks(method, path, &resp);
         expect_request_id(&resp)?;
+        check_contract(method, path, &resp)?;
         Ok(resp)
     }
 
@@ -346,6 +372,7 @@ impl Ctx {
         };
         self.note_leaks(method, path, &resp);
         expect_request_id(&resp)?;
+        check_contract(method, path, &resp)?;
         Ok(resp)
     }
 

@@ -36,6 +36,8 @@ macro_rules! ensure_eq {
 mod cases;
 mod client;
 mod http1;
+#[path = "../support/openapi.rs"]
+mod openapi;
 mod origin;
 mod util;
 mod wrangler;

@@ -10,6 +10,7 @@ use crate::TestResult;
 mod admin;
 mod authz;
 mod browser;
+mod contract;
 mod environments;
 mod gateway;
 mod hardening;
@@ -113,6 +114,14 @@ pub const ALL: &[(&str, Case)] = &[
     (
         "ops::store_failures_are_logged_under_their_request_id",
         ops::store_failures_are_logged_under_their_request_id,
+    ),
+    (
+        "contract::document_is_served_without_auth",
+        contract::document_is_served_without_auth,
+    ),
+    (
+        "contract::schemathesis_finds_nothing",
+        contract::schemathesis_finds_nothing,
     ),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
