@@ -34,16 +34,16 @@ pub fn is_page(path: &str) -> bool {
 }
 
 /// The answer for one of the page's paths (`is_page(path)` holds).
-pub fn serve(method: &str, path: &str, realm: &str) -> Response {
+pub fn serve(method: &str, path: &str, realm: &str, request_id: &str) -> Response {
     let Some((content_type, body)) = file(path) else {
-        return Response::problem(&ApiError::NotFound("admin route"), realm);
+        return Response::problem_for(&ApiError::NotFound("admin route"), realm, request_id);
     };
     let body = match method {
         "GET" => body.to_owned(),
         "HEAD" => String::new(),
         _ => {
             // Response::problem sets Allow from the error.
-            return Response::problem(&ApiError::MethodNotAllowed("GET, HEAD".into()), realm);
+            return Response::problem_for(&ApiError::MethodNotAllowed("GET, HEAD".into()), realm, request_id);
         }
     };
     Response {
@@ -74,14 +74,14 @@ mod tests {
             ("/admin/admin.js", "text/javascript"),
             ("/admin/admin.css", "text/css"),
         ] {
-            let r = serve("GET", path, "keyward");
+            let r = serve("GET", path, "keyward", "");
             assert_eq!(r.status, 200, "{path}");
             assert!(r.header("content-type").unwrap().starts_with(ty), "{path}");
             assert_eq!(r.header("content-security-policy"), Some(CSP));
             assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
             assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
             assert!(!r.body.is_empty());
-            let head = serve("HEAD", path, "keyward");
+            let head = serve("HEAD", path, "keyward", "");
             assert_eq!((head.status, head.body.as_str()), (200, ""));
             assert_eq!(head.header("content-type"), r.header("content-type"));
         }
@@ -94,7 +94,7 @@ mod tests {
         ] {
             assert!(!is_page(path), "{path}");
         }
-        let post = serve("POST", "/admin/", "keyward");
+        let post = serve("POST", "/admin/", "keyward", "");
         assert_eq!((post.status, post.header("allow")), (405, Some("GET, HEAD")));
     }
 

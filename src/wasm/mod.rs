@@ -200,7 +200,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         }
         Route::Page => {
             let rid = head.request_id().to_owned();
-            to_web(&crate::app::page::serve(head.method(), head.path(), iso.st.realm()), &rid).into()
+            to_web(&crate::app::page::serve(head.method(), head.path(), iso.st.realm(), &rid), &rid).into()
         }
         Route::OpenApi => {
             let rid = head.request_id().to_owned();
