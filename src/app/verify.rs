@@ -30,7 +30,7 @@ fn identity(e: &KeyEntry, catalog: &Catalog) -> Value {
         "name": e.name,
         "scopes": catalog.strings(&e.scopes),
         "environment": e.environment.as_str(),
-        "groups": e.groups.split(' ').filter(|g| !g.is_empty()).collect::<Vec<_>>(),
+        "groups": e.group_names().collect::<Vec<_>>(),
         "expires_at": e.expires_at.map(format_rfc3339),
         "meta": serde_json::from_str::<Value>(&e.meta_json).unwrap_or(Value::Null),
     })

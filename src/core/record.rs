@@ -97,6 +97,11 @@ pub struct KeyEntry {
 }
 
 impl KeyEntry {
+    /// The key's groups, one by one (the entry keeps them as the header value).
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.split(' ').filter(|g| !g.is_empty())
+    }
+
     pub fn new(record: KeyRecord, catalog: &Catalog) -> Result<KeyEntry, ScopeError> {
         let scopes = ScopeSet::parse(&record.scopes)?;
         let groups = record.groups.join(" ");

@@ -126,13 +126,18 @@ async fn leave<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key, name: &str) ->
     }
 }
 
-/// Every named group must exist in the workspace (400 otherwise).
-pub async fn check_exist<R: Records, E: Edge>(a: &Admin<'_, R, E>, groups: &[String]) -> ApiResult<()> {
+/// The names in `groups` the workspace has no group for (one read, none when `groups` is empty).
+async fn unknown<'g, R: Records, E: Edge>(a: &Admin<'_, R, E>, groups: &'g [String]) -> ApiResult<Vec<&'g String>> {
     if groups.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let known = a.app.records.list_groups(&a.workspace).await?;
-    match groups.iter().find(|g| !known.iter().any(|k| &k.name == *g)) {
+    Ok(groups.iter().filter(|g| !known.iter().any(|k| &k.name == *g)).collect())
+}
+
+/// Every named group must exist in the workspace (400 otherwise).
+pub async fn check_exist<R: Records, E: Edge>(a: &Admin<'_, R, E>, groups: &[String]) -> ApiResult<()> {
+    match unknown(a, groups).await?.first() {
         None => Ok(()),
         Some(g) => Err(ApiError::field("groups", format!("unknown group '{g}' (create it first)"))),
     }
@@ -141,11 +146,7 @@ pub async fn check_exist<R: Records, E: Edge>(a: &Admin<'_, R, E>, groups: &[Str
 /// After a key write: a group deleted between the check and the write is taken off the key
 /// again, so a deleted group never stays on a key. Answers 409 when that happened.
 pub async fn ensure_groups_exist<R: Records, E: Edge>(a: &Admin<'_, R, E>, key: &Key) -> ApiResult<()> {
-    if key.groups.is_empty() {
-        return Ok(());
-    }
-    let known = a.app.records.list_groups(&a.workspace).await?;
-    let gone: Vec<&String> = key.groups.iter().filter(|g| !known.iter().any(|k| &k.name == *g)).collect();
+    let gone = unknown(a, &key.groups).await?;
     let Some(first) = gone.first() else { return Ok(()) };
     for g in &gone {
         if let Some(current) = a.app.records.get_key(&a.workspace, &key.id).await? {

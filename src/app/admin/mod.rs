@@ -195,7 +195,7 @@ async fn authenticate<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, no
                 scopes: e.scopes.clone(),
                 expires_at: e.expires_at,
                 environment: e.environment,
-                groups: e.groups.split(' ').filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                groups: e.group_names().map(str::to_owned).collect(),
             }),
             (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope {
                 scope_attr: app.st.policy.catalog.joined(&required),

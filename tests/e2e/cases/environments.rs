@@ -39,14 +39,7 @@ pub fn live_and_test_keys(ctx: &Ctx) -> TestResult {
         ensure!(other.requests_to(&path).is_empty(), "{env} key reached the other origin");
         let got = got.remove(0);
         ensure_eq!(got.header("x-keyward-environment")?, Some(env), "X-Keyward-Environment");
-        let identity = format!(
-            "{}\n{}\n{}\n{}\n{}",
-            got.header("x-keyward-key-id")?.unwrap_or(""),
-            got.header("x-keyward-workspace")?.unwrap_or(""),
-            got.header("x-keyward-scopes")?.unwrap_or(""),
-            got.header("x-keyward-environment")?.unwrap_or(""),
-            got.header("x-keyward-groups")?.unwrap_or("")
-        );
+        let identity = super::identity_of(&got)?;
         let sig = got.header("x-keyward-signature")?.ok_or("unsigned")?;
         let now = crate::util::unix_ms() / 1000;
         signer

@@ -551,14 +551,7 @@ pub fn forwarded_requests_are_signed(ctx: &Ctx) -> TestResult {
     let sig = got
         .header("x-keyward-signature")?
         .ok_or("no X-Keyward-Signature at the origin")?;
-    let identity = format!(
-        "{}\n{}\n{}\n{}\n{}",
-        got.header("x-keyward-key-id")?.unwrap_or(""),
-        got.header("x-keyward-workspace")?.unwrap_or(""),
-        got.header("x-keyward-scopes")?.unwrap_or(""),
-        got.header("x-keyward-environment")?.unwrap_or(""),
-        got.header("x-keyward-groups")?.unwrap_or("")
-    );
+    let identity = super::identity_of(&got)?;
     let now = crate::util::unix_ms() / 1000;
     let target = format!("{}?{}", got.path, got.query);
     signer

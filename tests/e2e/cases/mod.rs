@@ -155,6 +155,15 @@ pub fn expect_forwarded(ctx: &Ctx, resp: &Resp, path: &str) -> Result<Recorded, 
     Ok(got.remove(0))
 }
 
+/// The signed identity lines (docs/origin-signing.md) rebuilt from the headers the origin received.
+pub fn identity_of(got: &Recorded) -> Result<String, Failed> {
+    let mut lines = Vec::new();
+    for h in ["key-id", "workspace", "scopes", "environment", "groups"] {
+        lines.push(got.header(&format!("x-keyward-{h}"))?.unwrap_or("").to_owned());
+    }
+    Ok(lines.join("\n"))
+}
+
 /// The origin must not have seen `path` (the request was refused).
 pub fn expect_not_forwarded(ctx: &Ctx, path: &str) -> TestResult {
     let got = ctx.origin.requests_to(path);
