@@ -208,6 +208,14 @@ impl KeyCache {
             self.hand = 0;
         }
     }
+
+    /// Forgets every key: the revocation feed's follower calls it when it cannot tell which
+    /// entries a change it missed concerns.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.hand = 0;
+    }
 }
 
 #[cfg(test)]

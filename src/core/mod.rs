@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod decide;
+pub mod feed;
 pub mod hash;
 pub mod key;
 pub mod model;
