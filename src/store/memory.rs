@@ -5,6 +5,8 @@
 //! (the write happened, the caller hears it failed: what a lost response looks like).
 //! Interleaving: with `yielding` on, every call returns Pending once before it runs, so a test
 //! can poll two handlers in any order and explore every interleaving of their storage steps.
+//! `MemFeed` (the revocation feed) counts its appends on the same `Faults`; its reads (the
+//! isolates' pulls) do not, and an outage is a switch (`set_down`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +16,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::{
-    AuditEntry, AuditRow, Edge, Group, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written,
+    AuditEntry, AuditRow, Edge, Feed, Group, KeyCursor, ListFilter, Pending, Preset, Records, StoreError, StoreResult,
+    Written,
 };
+use crate::core::feed::{Change, Entry, Page};
 use crate::core::hash::KeyHash;
 use crate::core::model::{Key, Liveness, Status};
 use crate::core::record::KeyRecord;
@@ -78,6 +82,11 @@ impl Faults {
         if self.yielding.get() {
             YieldOnce(false).await;
         }
+        self.run(name, f)
+    }
+
+    /// A call that never yields: counted and failed like any other, but not a scheduling point.
+    fn run<T>(&self, name: &'static str, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
         let fault = self.take(name);
         let injected = || StoreError::Unavailable(format!("injected fault in {name}"));
         if fault == Some(FaultMode::Before) {
@@ -460,6 +469,9 @@ impl Records for MemRecords {
 
 pub struct MemEdge {
     map: RefCell<HashMap<KeyHash, KeyRecord>>,
+    /// Every value each hash has had (None: absent), oldest first: what a location whose KV has
+    /// not caught up may still read.
+    history: RefCell<Vec<(KeyHash, Option<KeyRecord>)>>,
     faults: Rc<Faults>,
     /// `get` calls so far: tests assert that refusals read no storage.
     reads: std::cell::Cell<u64>,
@@ -469,6 +481,7 @@ impl MemEdge {
     pub fn new(faults: Rc<Faults>) -> MemEdge {
         MemEdge {
             map: RefCell::new(HashMap::new()),
+            history: RefCell::new(Vec::new()),
             faults,
             reads: std::cell::Cell::new(0),
         }
@@ -483,7 +496,15 @@ impl MemEdge {
     }
 
     pub fn restore(&self, map: HashMap<KeyHash, KeyRecord>) {
+        *self.history.borrow_mut() = map.iter().map(|(h, r)| (*h, Some(r.clone()))).collect();
         *self.map.borrow_mut() = map;
+    }
+
+    /// Every value `hash` has had at this edge, `None` (absent) first.
+    pub fn history(&self, hash: &KeyHash) -> Vec<Option<KeyRecord>> {
+        let mut out = vec![None];
+        out.extend(self.history.borrow().iter().filter(|(h, _)| h == hash).map(|(_, r)| r.clone()));
+        out
     }
 
     pub fn record(&self, hash: &KeyHash) -> Option<KeyRecord> {
@@ -503,6 +524,7 @@ impl Edge for MemEdge {
         self.faults
             .call("edge.put", || {
                 self.map.borrow_mut().insert(*hash, record.clone());
+                self.history.borrow_mut().push((*hash, Some(record.clone())));
                 Ok(())
             })
             .await
@@ -512,8 +534,127 @@ impl Edge for MemEdge {
         self.faults
             .call("edge.delete", || {
                 self.map.borrow_mut().remove(hash);
+                self.history.borrow_mut().push((*hash, None));
                 Ok(())
             })
             .await
+    }
+}
+
+/// The revocation feed in memory, with the Durable Object's semantics: sequence numbers from 1,
+/// never reused (also after a trim), entries older than the retention trimmed on append.
+pub struct MemFeed {
+    log: RefCell<std::collections::VecDeque<Entry>>,
+    last_seq: Cell<u64>,
+    retention: Millis,
+    faults: Rc<Faults>,
+    down: Cell<bool>,
+    reads: Cell<u64>,
+    slow_reads: Cell<bool>,
+}
+
+impl MemFeed {
+    pub fn new(faults: Rc<Faults>, retention: Millis) -> MemFeed {
+        MemFeed {
+            log: RefCell::new(Default::default()),
+            last_seq: Cell::new(0),
+            retention,
+            faults,
+            down: Cell::new(false),
+            reads: Cell::new(0),
+            slow_reads: Cell::new(false),
+        }
+    }
+
+    /// An outage: every append and read fails (without taking effect) until switched back.
+    pub fn set_down(&self, down: bool) {
+        self.down.set(down);
+    }
+
+    /// Reads yield once before they read (and see what was appended meanwhile), so a test can
+    /// hold a pull in flight.
+    pub fn set_slow_reads(&self, on: bool) {
+        self.slow_reads.set(on);
+    }
+
+    /// Pulls answered or refused so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.get()
+    }
+
+    /// Drops entries older than the retention, as the Durable Object does on append.
+    pub fn trim(&self, now: Millis) {
+        let mut log = self.log.borrow_mut();
+        while log.front().is_some_and(|e| now - e.at >= self.retention) {
+            log.pop_front();
+        }
+    }
+
+    /// Forgets everything, sequence numbers included (a new object).
+    pub fn reset(&self) {
+        self.log.borrow_mut().clear();
+        self.last_seq.set(0);
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.log.borrow().iter().cloned().collect()
+    }
+
+    pub fn snapshot(&self) -> (Vec<Entry>, u64) {
+        (self.entries(), self.last_seq.get())
+    }
+
+    pub fn restore(&self, (entries, last): (Vec<Entry>, u64)) {
+        *self.log.borrow_mut() = entries.into();
+        self.last_seq.set(last);
+    }
+
+    fn page(&self, after: u64, limit: u32) -> Page {
+        let log = self.log.borrow();
+        let next = self.last_seq.get() + 1;
+        Page {
+            entries: log.iter().filter(|e| e.seq > after).take(limit as usize).cloned().collect(),
+            next,
+            oldest: log.front().map_or(next, |e| e.seq),
+        }
+    }
+}
+
+impl Feed for MemFeed {
+    /// Counted and failed on the shared `Faults` like a storage write, but not a scheduling point
+    /// of the interleaving tests: an append touches nothing an admin call reads, so its place
+    /// among the other call's steps changes no outcome, and the order of two appends follows the
+    /// order of the reads before them, which the scheduler does vary.
+    fn append<'a>(&'a self, change: &'a Change, now: Millis) -> Pending<'a, StoreResult<u64>> {
+        let r = self.faults.run("feed.append", move || {
+            if self.down.get() {
+                return Err(StoreError::Unavailable("feed down".into()));
+            }
+            self.trim(now);
+            let seq = self.last_seq.get() + 1;
+            self.last_seq.set(seq);
+            self.log.borrow_mut().push_back(Entry {
+                seq,
+                at: now,
+                change: change.clone(),
+            });
+            Ok(seq)
+        });
+        Box::pin(async move { r })
+    }
+
+    fn since(&self, after: u64, limit: u32) -> Pending<'_, StoreResult<Page>> {
+        let slow = self.slow_reads.get();
+        Box::pin(async move {
+            if slow {
+                YieldOnce(false).await;
+            }
+            self.reads.set(self.reads.get() + 1);
+            if self.down.get() {
+                Err(StoreError::Unavailable("feed down".into()))
+            } else {
+                Ok(self.page(after, limit))
+            }
+        })
     }
 }

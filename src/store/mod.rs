@@ -6,8 +6,12 @@
 //! Store errors are facts about storage (unavailable, a unique name taken, a row that cannot be
 //! read), never HTTP statuses: `ApiError: From<StoreError>` decides those.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde_json::Value;
 
+use crate::core::feed::{Change, Page};
 use crate::core::hash::KeyHash;
 use crate::core::model::Key;
 use crate::core::record::KeyRecord;
@@ -19,6 +23,8 @@ pub mod memory;
 
 #[cfg(target_arch = "wasm32")]
 pub mod d1;
+#[cfg(target_arch = "wasm32")]
+pub mod feed_do;
 #[cfg(target_arch = "wasm32")]
 pub mod kv;
 
@@ -151,4 +157,39 @@ pub trait Edge {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>>;
     async fn put(&self, hash: &KeyHash, record: &KeyRecord, now: Millis) -> StoreResult<()>;
     async fn delete(&self, hash: &KeyHash) -> StoreResult<()>;
+}
+
+/// A boxed future: `Feed` is used as `&dyn Feed`, so the handlers need no third store type
+/// parameter (a Durable Object call costs far more than the box).
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// The revocation feed (core::feed): an append-only, sequence-numbered log of the changes that
+/// take power away, one per deployment (a Durable Object in production, `memory::MemFeed` in
+/// tests). Entries older than the retention are trimmed.
+pub trait Feed {
+    /// Appends `change` and returns its sequence number. An error means the feed could not be
+    /// reached or did not answer: whether the entry was appended is unknown.
+    fn append<'a>(&'a self, change: &'a Change, now: Millis) -> Pending<'a, StoreResult<u64>>;
+    /// Up to `limit` entries with a sequence number above `after`, in order, with the log's
+    /// head and oldest retained entry.
+    fn since(&self, after: u64, limit: u32) -> Pending<'_, StoreResult<Page>>;
+}
+
+/// REVOCATION_FEED=off: nothing is announced (and the follower never pulls).
+pub struct NoFeed;
+
+impl Feed for NoFeed {
+    fn append<'a>(&'a self, _change: &'a Change, _now: Millis) -> Pending<'a, StoreResult<u64>> {
+        Box::pin(async { Ok(0) })
+    }
+
+    fn since(&self, _after: u64, _limit: u32) -> Pending<'_, StoreResult<Page>> {
+        Box::pin(async {
+            Ok(Page {
+                entries: Vec::new(),
+                next: 1,
+                oldest: 1,
+            })
+        })
+    }
 }
