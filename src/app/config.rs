@@ -2,6 +2,7 @@
 //! closure, so parsing is tested natively). Read once per isolate.
 
 use crate::core::cache::CacheConfig;
+use crate::core::feed::FollowConfig;
 use crate::core::key::{KeyFormat, KeyPrefix, DEFAULT_PREFIX};
 use crate::core::time::{Millis, SECOND};
 use crate::http::problem::ApiError;
@@ -26,6 +27,11 @@ pub struct Config {
     /// ORIGIN_SIGNING_SECRET (a secret): when set, every forwarded request carries
     /// X-Keyward-Signature (docs/origin-signing.md). Empty counts as unset.
     pub origin_signing_secret: Option<String>,
+    /// The revocation feed (REVOCATION_FEED, default on; README "Consistency"): None when off.
+    pub feed: Option<FollowConfig>,
+    /// KEYWARD_FEED_STATS=1 (the benchmark sets it): each isolate logs its feed pull counters
+    /// every 10 s.
+    pub feed_stats: bool,
 }
 
 fn number(get: &dyn Fn(&str) -> Option<String>, name: &str, default: i64) -> Result<i64, ApiError> {
@@ -62,6 +68,38 @@ fn key_format(get: &dyn Fn(&str) -> Option<String>) -> Result<KeyFormat, ApiErro
     Ok(KeyFormat { mint, also_accepted })
 }
 
+/// REVOCATION_*: the feed's timing. The retention must outlast everything that can still hand out
+/// a record from before a change: the cache, KV's cacheTtl and KV's propagation (about 60 s).
+fn feed(get: &dyn Fn(&str) -> Option<String>, cache: &CacheConfig, kv_cache_ttl: u64) -> Result<Option<FollowConfig>, ApiError> {
+    match get("REVOCATION_FEED").as_deref().map(str::trim) {
+        None | Some("on") => {}
+        Some("off") => return Ok(None),
+        Some(v) => return Err(ApiError::Internal(format!("config: REVOCATION_FEED must be on or off, got {v:?}"))),
+    }
+    let poll = number(get, "REVOCATION_POLL_MS", 1000)?;
+    let bound = number(get, "REVOCATION_BOUND_MS", 2 * poll)?;
+    let wait = number(get, "REVOCATION_WAIT_MS", 500)?;
+    let retention = number(get, "REVOCATION_RETENTION_S", 300)? * SECOND;
+    let floor = cache.ttl.max(cache.negative_ttl) + kv_cache_ttl as Millis * SECOND + 60 * SECOND;
+    if poll < 50 || bound < poll {
+        return Err(ApiError::Internal(format!(
+            "config: REVOCATION_POLL_MS must be at least 50 and REVOCATION_BOUND_MS at least it, got {poll} and {bound}"
+        )));
+    }
+    if retention < floor {
+        return Err(ApiError::Internal(format!(
+            "config: REVOCATION_RETENTION_S must be at least KEY_CACHE_TTL_S + KV_CACHE_TTL_S + 60 ({} s)",
+            floor / SECOND
+        )));
+    }
+    Ok(Some(FollowConfig {
+        poll,
+        bound,
+        wait,
+        retention,
+    }))
+}
+
 impl Config {
     pub fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, ApiError> {
         let origin = get("ORIGIN_URL").ok_or_else(|| ApiError::Internal("config: ORIGIN_URL is not set".into()))?;
@@ -70,16 +108,20 @@ impl Config {
             Some(v) => Some(origin_url("TEST_ORIGIN_URL", &v)?),
             None => None,
         };
+        let cache = CacheConfig {
+            ttl: number(get, "KEY_CACHE_TTL_S", 30)? * SECOND,
+            negative_ttl: number(get, "KEY_CACHE_NEGATIVE_TTL_S", 5)? * SECOND,
+            max_entries: number(get, "KEY_CACHE_MAX_ENTRIES", 10_000)? as usize,
+        };
+        let kv_cache_ttl = number(get, "KV_CACHE_TTL_S", 30)? as u64;
         Ok(Config {
             origin,
             test_origin,
             keys: key_format(get)?,
-            cache: CacheConfig {
-                ttl: number(get, "KEY_CACHE_TTL_S", 30)? * SECOND,
-                negative_ttl: number(get, "KEY_CACHE_NEGATIVE_TTL_S", 5)? * SECOND,
-                max_entries: number(get, "KEY_CACHE_MAX_ENTRIES", 10_000)? as usize,
-            },
-            kv_cache_ttl: number(get, "KV_CACHE_TTL_S", 30)? as u64,
+            feed: feed(get, &cache, kv_cache_ttl)?,
+            feed_stats: get("KEYWARD_FEED_STATS").as_deref() == Some("1"),
+            cache,
+            kv_cache_ttl,
             last_used_interval: number(get, "LAST_USED_INTERVAL_S", 60)? * SECOND,
             admin_token: get("ADMIN_TOKEN").filter(|t| !t.is_empty()),
             conformance_route: get("KEYWARD_CONFORMANCE").as_deref() == Some("1"),
@@ -109,6 +151,8 @@ mod tests {
         assert_eq!(c.cache.ttl, 30_000);
         assert_eq!(c.last_used_interval, 60_000);
         assert_eq!(c.admin_token.as_deref(), Some("root-token"));
+        let f = c.feed.expect("the feed is on by default");
+        assert_eq!((f.poll, f.bound, f.wait, f.retention), (1000, 2000, 500, 300_000));
         for (name, value) in [
             ("ORIGIN_URL", "ftp://x"),
             ("ORIGIN_URL", "http://x/path"),
@@ -118,6 +162,10 @@ mod tests {
             ("KEY_PREFIX", "Acme"),
             ("KEY_PREFIX", "ac_me"),
             ("KEY_PREFIXES_ACCEPTED", "kw,bad-one"),
+            ("REVOCATION_FEED", "yes"),
+            ("REVOCATION_POLL_MS", "10"),
+            ("REVOCATION_BOUND_MS", "500"),
+            ("REVOCATION_RETENTION_S", "100"),
         ] {
             let r = Config::from_vars(&|n| {
                 if n == name {
@@ -151,6 +199,13 @@ mod tests {
         .unwrap();
         assert_eq!(renamed.test_origin.as_deref(), Some("https://sandbox.example:8443"));
         assert_eq!(renamed.keys.mint.as_str(), "acme");
+        let off = Config::from_vars(&|n| match n {
+            "ORIGIN_URL" => Some("http://o".into()),
+            "REVOCATION_FEED" => Some("off".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(off.feed, None);
         let kept: Vec<&str> = renamed.keys.also_accepted.iter().map(|p| p.as_str()).collect();
         assert_eq!(kept, ["kw", "old1"]);
     }

@@ -12,8 +12,12 @@ use crate::http::problem::ApiError;
 use crate::store::{Edge, StoreError};
 
 /// What the per-isolate cache knows: `Some(Some(e))` a record, `Some(None)` known to be absent,
-/// `None` nothing (the edge must be asked).
+/// `None` nothing (the edge must be asked). With the revocation feed on, nothing is known from
+/// the cache unless the isolate's last pull is recent enough (core::feed: the bound).
 pub fn cached(st: &State, hash: &KeyHash, now: Millis) -> Option<Option<Rc<KeyEntry>>> {
+    if !st.feed.borrow().trusts_cache(now) {
+        return None;
+    }
     match st.cache.borrow_mut().get(hash, now) {
         Lookup::Hit(e) => Some(Some(e)),
         Lookup::KnownMissing => Some(None),
@@ -30,7 +34,11 @@ pub async fn entry<E: Edge>(
     if let Some(known) = cached(st, hash, now) {
         return Ok(known);
     }
-    let entry = match edge.get(hash).await {
+    // A record from before a change the feed announced is replaced by what the change allows at
+    // most (KV in this location may not have caught up): checked after the read, so a pull that
+    // landed while it ran is honoured too.
+    let read = edge.get(hash).await.map(|r| st.feed.borrow().screen(hash, r, now));
+    let entry = match read {
         Ok(None) => None,
         // Tombstones (revoked, deleted) answer like unknown keys; keeping them out of the cache
         // as records keeps the cache small.

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod follow;
 pub mod gateway;
 pub mod lookup;
 pub mod openapi;
@@ -17,6 +18,7 @@ pub(crate) mod tests;
 use std::cell::RefCell;
 
 use crate::core::cache::{KeyCache, SeededHash};
+use crate::core::feed::Follower;
 use crate::core::hash::KeyHash;
 use crate::core::policy::Policy;
 use crate::core::ratelimit::Throttled;
@@ -25,7 +27,7 @@ use crate::core::time::Millis;
 use crate::core::usage::UsageBatch;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::ApiError;
-use crate::store::{Edge, Records};
+use crate::store::{Edge, Feed, Records};
 
 pub use config::Config;
 
@@ -41,6 +43,8 @@ pub struct State {
     pub usage: RefCell<UsageBatch>,
     pub throttled: RefCell<Throttled>,
     pub signer: Option<Signer>,
+    /// This isolate's position in the revocation feed and its fences (core::feed).
+    pub feed: RefCell<Follower>,
 }
 
 /// What a request did with a key, for the glue's bookkeeping after the response.
@@ -78,6 +82,7 @@ impl State {
                 .origin_signing_secret
                 .as_deref()
                 .map(|s| Signer::new(s.as_bytes())),
+            feed: RefCell::new(Follower::new(config.feed)),
             config,
             policy,
         })
@@ -119,11 +124,13 @@ impl State {
     }
 }
 
-/// Everything a handler needs besides the request: the isolate's state and the two stores.
+/// Everything a handler needs besides the request: the isolate's state, the two stores and the
+/// revocation feed.
 pub struct App<'a, R, E> {
     pub st: &'a State,
     pub records: &'a R,
     pub edge: &'a E,
+    pub feed: &'a dyn Feed,
 }
 
 impl<R, E> Clone for App<'_, R, E> {

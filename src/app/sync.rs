@@ -15,8 +15,13 @@
 //!    until a retry or reconcile puts it back.
 //! 5. An edge tombstone is a revocation that must stand: reconcile completes it in the record
 //!    rather than writing the key back.
+//! 6. What takes power away is announced on the revocation feed (core::feed) *before* anything
+//!    is written, so a failed announcement is a failed call that changed nothing. An
+//!    announcement whose change then fails only makes followers evict the key and cap it (a
+//!    spurious re-read, or a narrower grant until the retention ends), never grant more.
 
 use super::App;
+use crate::core::feed::{Change, ChangeKind};
 use crate::core::hash::KeyHash;
 use crate::core::model::{Key, Status};
 use crate::core::record::KeyRecord;
@@ -40,6 +45,35 @@ pub fn key_changed() -> ApiError {
             "The key was changed by another request while this one ran; nothing was applied. Read it again and retry."
                 .into(),
     }
+}
+
+/// Announces a change that takes power away from `before` (rule 6).
+async fn announce<R, E>(app: App<'_, R, E>, before: &Key, kind: ChangeKind, cap: KeyRecord, now: Millis) -> Result<(), ApiError> {
+    let change = Change {
+        hash: before.hash,
+        kind,
+        ver: before.version + 1,
+        cap,
+    };
+    app.feed.append(&change, now).await.map(|_| ()).map_err(|e| {
+        crate::log::error("feed-append-failed", &format!("{:?} of {}: {e:?}", kind, &before.hash.to_hex()[..16]));
+        unavailable(
+            "feed-unavailable",
+            "The revocation feed could not be written, so the change was not made and the key still works as \
+             before. Retry. (If the feed did record it, keyward may already refuse the key, or apply the narrower \
+             grant, in some places until the retry or for up to REVOCATION_RETENTION_S.)",
+        )
+    })
+}
+
+/// A narrowing edit's announcement: a deactivation, or anything else that takes power away.
+async fn announce_narrowing<R, E>(app: App<'_, R, E>, before: &Key, after: &Key, now: Millis) -> Result<(), ApiError> {
+    let kind = if before.status == Status::Active && after.status == Status::Disabled {
+        ChangeKind::Deactivate
+    } else {
+        ChangeKind::Narrow
+    };
+    announce(app, before, kind, before.meet(after).edge_record(), now).await
 }
 
 fn evict<R, E>(app: App<'_, R, E>, hash: &KeyHash) {
@@ -165,6 +199,9 @@ pub async fn update<R: Records, E: Edge>(
     now: Millis,
 ) -> Result<(), ApiError> {
     let narrows = before.narrows_to(after);
+    if narrows {
+        announce_narrowing(app, before, after, now).await?;
+    }
     if narrows
         && put(app, &before.hash, &before.meet(after).edge_record(), now)
             .await
@@ -210,6 +247,9 @@ pub async fn rotate<R: Records, E: Edge>(
     now: Millis,
 ) -> Result<Option<String>, ApiError> {
     let nothing = "The key store could not be written; the key was not rotated. Retry.";
+    if old.narrows_to(old_after) {
+        announce_narrowing(app, old, old_after, now).await?;
+    }
     if put(app, &new.hash, &new.edge_record(), now).await.is_err() {
         take_off(app, &new.hash).await;
         return Err(unavailable("edge-write-failed", nothing));
@@ -260,11 +300,13 @@ pub async fn finalize<R: Records, E: Edge>(
     audit: &AuditEntry,
     now: Millis,
 ) -> Result<Key, ApiError> {
-    let verb = if status == Status::Deleted {
-        "deletion"
+    let (verb, kind) = if status == Status::Deleted {
+        ("deletion", ChangeKind::Delete)
     } else {
-        "revocation"
+        ("revocation", ChangeKind::Revoke)
     };
+    // Also when the record is final already: a retry must reach the followers too.
+    announce(app, row, kind, tombstone(row, status), now).await?;
     put(app, &row.hash, &tombstone(row, status), now).await.map_err(|_| {
         unavailable(
             "edge-write-failed",

@@ -147,7 +147,7 @@ pub fn request(op: Op, s: &Seeded) -> Request {
     admin_req(m, &p, b, ROOT)
 }
 
-const SLUGS_503: [&str; 3] = ["edge-write-failed", "store-unavailable", "edge-unconfirmed"];
+const SLUGS_503: [&str; 4] = ["edge-write-failed", "store-unavailable", "edge-unconfirmed", "feed-unavailable"];
 
 pub fn check_answer(r: &Response, ctx: &str) {
     assert_ne!(r.status, 500, "{ctx}: {}", r.body);

@@ -1,10 +1,12 @@
 //! Native tests of the handlers over the in-memory stores: every admin route, the verify API and
 //! the gateway decision (`routes`), every storage step failed in turn (`faults`), and every
-//! interleaving of two admin calls on one key (`races`).
+//! interleaving of two admin calls on one key (`races`), and the revocation feed followed by
+//! simulated isolates (`feed`).
 
 mod contract;
 mod environments;
 mod faults;
+mod feed;
 mod races;
 mod routes;
 
@@ -29,7 +31,7 @@ use crate::core::record::KeyRecord;
 use crate::core::scope::ScopeSet;
 use crate::core::time::Millis;
 use crate::http::plain::{Request, Response};
-use crate::store::memory::{Faults, MemEdge, MemRecords};
+use crate::store::memory::{Faults, MemEdge, MemFeed, MemRecords};
 
 pub const T0: Millis = 1_800_000_000_000;
 pub const ROOT: &str = "root-token";
@@ -49,6 +51,7 @@ pub struct World {
     pub faults: Rc<Faults>,
     pub records: MemRecords,
     pub edge: MemEdge,
+    pub feed: MemFeed,
     pub st: State,
     pub now: std::cell::Cell<Millis>,
 }
@@ -59,6 +62,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            feed: MemFeed::new(Rc::clone(&faults), 300_000),
             faults,
             st: State::new(test_config(), [7; 32]).unwrap(),
             now: std::cell::Cell::new(T0),
@@ -79,6 +83,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            feed: MemFeed::new(Rc::clone(&faults), 300_000),
             faults,
             st: State::with_policy(config, policy_json, [7; 32]).unwrap(),
             now: std::cell::Cell::new(T0),
@@ -90,6 +95,7 @@ impl World {
             st: &self.st,
             records: &self.records,
             edge: &self.edge,
+            feed: &self.feed,
         }
     }
 
@@ -103,7 +109,19 @@ impl World {
 
     /// One admin/verify call as a future (for interleaving tests).
     pub async fn call_async(&self, req: Request) -> Response {
+        // As the glue does before a decision that may use the cache (src/wasm/feed.rs).
+        crate::app::follow::catch_up(&self.st, &self.feed, self.now()).await;
         self.app().handle_api(&req, self.now()).await.0
+    }
+
+    /// An isolate that followed the whole feed.
+    pub fn follower(&self) -> crate::core::feed::Follower {
+        let mut f = crate::core::feed::Follower::new(self.st.config.feed);
+        let mut p = f.begin(self.now());
+        let page = block_on(crate::store::Feed::since(&self.feed, 0, u32::MAX)).unwrap();
+        f.apply(&mut p, &page);
+        f.done(p);
+        f
     }
 
     /// One call, its answer checked against docs/openapi.json (the interleaving tests use
@@ -160,7 +178,18 @@ impl World {
     /// record (no scope the record lacks, no life past the record's expiry, nothing at all for
     /// a key the record calls revoked, deleted, disabled or expired, or does not have).
     pub fn assert_edge_within_record(&self, hash: &KeyHash, ctx: &str) {
-        let Some((edge_scopes, edge_exp)) = self.edge_grants(hash) else {
+        self.assert_within_record(self.edge_grants(hash), hash, ctx);
+        // And in a location whose KV still shows any earlier value, for an isolate that
+        // followed the revocation feed (core::feed fences).
+        let f = self.follower();
+        for (i, stale) in self.edge.history(hash).into_iter().enumerate() {
+            let g = grants_of_record(f.screen(hash, stale.clone(), self.now()).as_ref(), self.now());
+            self.assert_within_record(g, hash, &format!("{ctx}: remote KV at edge value #{i} {stale:?}"));
+        }
+    }
+
+    fn assert_within_record(&self, grants: Option<(ScopeSet, Option<Millis>)>, hash: &KeyHash, ctx: &str) {
+        let Some((edge_scopes, edge_exp)) = grants else {
             return;
         };
         let Some((rec_scopes, rec_exp)) = self.record_grants(hash) else {

@@ -65,10 +65,12 @@ fn explore(a: Op, b: Op) -> usize {
     let w0 = World::new();
     let s = seed(&w0);
     let (records0, edge0, now0) = (w0.records.snapshot(), w0.edge.snapshot(), w0.now());
+    let feed0 = w0.feed.snapshot();
     for_every_schedule(|prefix| {
         let w = World::new();
         w.records.restore(records0.clone());
         w.edge.restore(edge0.clone());
+        w.feed.restore(feed0.clone());
         w.now.set(now0);
         w.faults.set_yielding(true);
         let (ra, rb) = (request(a, &s), request(b, &s));

@@ -29,6 +29,7 @@ pub(super) fn gateway(w: &World, method: &str, path: &str, auth: Option<&str>) -
         match gateway::prepare(&w.st.policy, &w.st.config.keys, &head)? {
             Prepared::Public(_) => Ok(String::new()),
             Prepared::Keyed(hash, route) => {
+                crate::app::follow::catch_up(&w.st, &w.feed, w.now()).await;
                 let entry = lookup::entry(&w.st, &w.edge, &hash, w.now()).await?;
                 gateway::authorize(route, entry, w.now()).map(|e| e.identity.to_string())
             }
