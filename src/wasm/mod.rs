@@ -6,6 +6,7 @@
 //! anywhere below names the request. The synchronous cache-hit path makes no log context unless
 //! it has something to log.
 
+mod feed;
 mod js;
 
 use std::cell::RefCell;
@@ -68,6 +69,7 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, ApiError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
     let st = State::new(config, seed)?;
+    feed::check_binding(env, &st).map_err(ApiError::Internal)?;
     let patterns: Vec<&str> = st.policy.routes().iter().map(|r| r.pattern.as_str()).collect();
     js::init(
         &st.config.origin,
@@ -239,12 +241,17 @@ async fn api(
     let plain = plain_request(req, head).await?;
     let records = D1Records::new(env)?;
     let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
+    let announce = feed::for_admin(env, &iso.st);
     let app = App {
         st: &iso.st,
         records: &records,
         edge: &edge,
+        feed: announce.as_ref(),
     };
+    // The verify API and admin authentication by key decide from the cache or KV too.
+    feed::catch_up(env, &iso.st, now).await;
     let (resp, key_use) = app.handle_api(&plain, now).await;
+    feed::poll_after(env, ctx, iso, now);
     let lc = log::current().unwrap_or_else(|| log::Ctx::new(&plain.id, String::new()));
     match key_use {
         KeyUse::Used(hash) => note_use(env, ctx, iso, &hash, now, || lc),
@@ -402,14 +409,16 @@ fn gateway_fast(
         )),
         Ok(Prepared::Keyed(hash, route)) => {
             let entry = lookup::cached(&iso.st, &hash, now)?;
-            Some(answer(
+            let done = answer(
                 finish(req, head, env, ctx, iso, route, &hash, entry, now),
                 env,
                 ctx,
                 iso,
                 head,
                 now,
-            ))
+            );
+            feed::poll_after(env, ctx, iso, now);
+            Some(done)
         }
     }
 }
@@ -433,6 +442,8 @@ async fn gateway_slow(
             Prepared::Keyed(hash, route) => {
                 log_ctx.set_route(&route.pattern);
                 let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
+                feed::catch_up(env, &iso.st, now).await;
+                feed::poll_after(env, ctx, iso, now);
                 let entry = lookup::entry(&iso.st, &edge, &hash, now).await?;
                 finish(req, head, env, ctx, iso, route, &hash, entry, now)
             }
