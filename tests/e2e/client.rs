@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::http1::{read_body, read_head};
 use crate::origin::EchoOrigin;
 use crate::util::random_hex;
-use crate::wrangler::LocalD1;
+use crate::wrangler::{LocalD1, PeerSpec};
 
 /// Prefixes a trial failure with what was being checked.
 pub trait Context<T> {
@@ -171,6 +171,8 @@ pub struct Ctx {
     pub log_path: PathBuf,
     /// The local D1 database behind the worker (to break it on purpose).
     pub d1: LocalD1,
+    /// How to start a second instance on the same state and revocation feed (cases/feed.rs).
+    pub peer: Option<PeerSpec>,
     agent: ureq::Agent,
     workspace_seq: AtomicU32,
     run_tag: String,
@@ -270,6 +272,7 @@ impl Ctx {
             test_origin: None,
             log_path,
             d1,
+            peer: None,
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(5))
                 .timeout(Duration::from_secs(60))
@@ -295,7 +298,19 @@ impl Ctx {
 
     /// Any request; any status is an Ok(Resp). Err only when no HTTP answer came.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Body) -> Result<Resp, Failed> {
-        let url = format!("{}{path}", self.base);
+        self.request_at(&self.base, method, path, headers, body)
+    }
+
+    /// The same, to another instance of the worker (`base`: its http://host:port).
+    pub fn request_at(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Result<Resp, Failed> {
+        let url = format!("{base}{path}");
         let request = format!("{method} {url}");
         let mut req = self.agent.request(method, &url);
         for (name, value) in headers {

@@ -100,6 +100,7 @@ fn main() -> ExitCode {
 
     let mut ctx = Ctx::new(dev.base_url(), admin_token, origin, dev.log_path().to_owned(), dev.d1());
     ctx.test_origin = Some(test_origin);
+    ctx.peer = Some(dev.peer_spec());
     let ctx = Arc::new(ctx);
     let trials = cases::ALL
         .iter()

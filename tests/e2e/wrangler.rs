@@ -39,7 +39,124 @@ pub struct WranglerDev {
     base_url: String,
     log_path: PathBuf,
     d1: LocalD1,
+    spec: PeerSpec,
     stopped: bool,
+}
+
+/// How this run starts `wrangler dev`: tools, config, the shared state directory and dev
+/// registry, the vars. A second instance started from it (a peer) shares the first one's local
+/// KV and D1, and its FEED binding reaches the first one's RevocationFeed object through the dev
+/// registry: two isolates with their own caches following one feed, as two locations would.
+#[derive(Clone)]
+pub struct PeerSpec {
+    root: PathBuf,
+    run_dir: PathBuf,
+    wrangler: PathBuf,
+    config: PathBuf,
+    state_dir: PathBuf,
+    env: Vec<(&'static str, OsString)>,
+    vars: Vec<String>,
+}
+
+impl PeerSpec {
+    /// Starts a peer named `name`: the same bundle and vars (plus `extra_vars`, `NAME:value`),
+    /// its FEED binding pointed at the first instance's object, its own inspector port.
+    pub fn start(&self, name: &str, extra_vars: &[String]) -> Result<WranglerDev, String> {
+        let src = std::fs::read_to_string(&self.config).map_err(|e| format!("{}: {e}", self.config.display()))?;
+        let mut out = String::new();
+        let mut in_migrations = false;
+        for line in src.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                in_migrations = t == "[[migrations]]";
+            }
+            if in_migrations {
+                continue;
+            }
+            if t == "name = \"keyward\"" {
+                out.push_str(&format!("name = \"{name}\"\n"));
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+            if t == "class_name = \"RevocationFeed\"" {
+                out.push_str("script_name = \"keyward\"\n");
+            }
+        }
+        if !out.contains("script_name = \"keyward\"") {
+            return Err("wrangler.toml: no RevocationFeed binding to point at the first instance".into());
+        }
+        let config = self.run_dir.join(format!("{name}.wrangler.toml"));
+        std::fs::write(&config, out).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        let inspector = free_port()?.to_string();
+        let mut spec = self.clone();
+        spec.vars.extend(extra_vars.iter().cloned());
+        spec.launch(name, &config, &["--inspector-port", &inspector])
+    }
+
+    fn launch(&self, label: &str, config: &Path, extra: &[&str]) -> Result<WranglerDev, String> {
+        // The port is free when chosen, but another process (wrangler's own helpers pick random
+        // ports too) can take it before wrangler binds it: then wrangler exits with "Address
+        // already in use", and a new port is tried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port()?;
+            let log_path = self.run_dir.join(format!("{label}-{attempt}.log"));
+            let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+            let log_err = log
+                .try_clone()
+                .map_err(|e| format!("cannot dup the log file handle: {e}"))?;
+            eprintln!(
+                "e2e: starting {label} dev on 127.0.0.1:{port}, log {}",
+                log_path.display()
+            );
+            let mut cmd = Command::new(&self.wrangler);
+            cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--config"])
+                .arg(config)
+                .arg("--persist-to")
+                .arg(&self.state_dir);
+            for v in &self.vars {
+                cmd.args(["--var", v]);
+            }
+            let child = cmd
+                .args(extra)
+                .arg("--show-interactive-dev-session=false")
+                .current_dir(&self.root)
+                .envs(self.env.iter().cloned())
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err)
+                .process_group(0)
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", self.wrangler.display()))?;
+
+            let mut dev = WranglerDev {
+                watchdog: None,
+                base_url: format!("http://127.0.0.1:{port}"),
+                log_path,
+                d1: LocalD1 {
+                    root: self.root.clone(),
+                    wrangler: self.wrangler.clone(),
+                    config: config.to_owned(),
+                    state_dir: self.state_dir.clone(),
+                    env: self.env.clone(),
+                },
+                spec: self.clone(),
+                stopped: false,
+                child,
+            };
+            dev.watchdog = dev.spawn_watchdog();
+            match dev.wait_ready() {
+                Ok(()) => return Ok(dev),
+                Err(e) if attempt < 3 && e.contains("Address already in use") => {
+                    eprintln!("e2e: port {port} was taken before wrangler bound it; trying another");
+                    dev.stop();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// The local D1 database the running wrangler dev serves, for cases that break it on purpose
@@ -178,7 +295,10 @@ impl WranglerDev {
         }
         let state_dir = run_dir.join("state");
         std::fs::create_dir_all(&state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
-        let env = tool_env(root);
+        let mut env = tool_env(root);
+        // A dev registry of this run's own: the peer instance (cases/feed.rs) finds this one's
+        // Durable Object there, and no other wrangler on the machine can answer for it.
+        env.push(("WRANGLER_REGISTRY_PATH", run_dir.join("registry").into()));
         build(root, &env)?;
         let config = config_without_build(root, run_dir)?;
 
@@ -201,67 +321,27 @@ impl WranglerDev {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
+        let spec = PeerSpec {
+            root: root.to_owned(),
+            run_dir: run_dir.to_owned(),
+            wrangler,
+            config,
+            state_dir,
+            env,
+            vars: vec![
+                format!("ORIGIN_URL:{origin_url}"),
+                format!("TEST_ORIGIN_URL:{test_origin_url}"),
+                format!("ADMIN_TOKEN:{admin_token}"),
+                "KEYWARD_CONFORMANCE:1".into(),
+                format!("ORIGIN_SIGNING_SECRET:{}", crate::SIGNING_SECRET),
+            ],
+        };
+        spec.launch("wrangler", &spec.config, &[])
+    }
 
-        // The port is free when chosen, but another process (wrangler's own helpers pick random
-        // ports too) can take it before wrangler binds it: then wrangler exits with "Address
-        // already in use", and a new port is tried.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port = free_port()?;
-            let log_path = run_dir.join(format!("wrangler-{attempt}.log"));
-            let log = File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-            let log_err = log
-                .try_clone()
-                .map_err(|e| format!("cannot dup the log file handle: {e}"))?;
-            eprintln!(
-                "e2e: starting wrangler dev on 127.0.0.1:{port}, log {}",
-                log_path.display()
-            );
-            let child = Command::new(&wrangler)
-                .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--config"])
-                .arg(&config)
-                .arg("--persist-to")
-                .arg(&state_dir)
-                .args(["--var", &format!("ORIGIN_URL:{origin_url}")])
-                .args(["--var", &format!("TEST_ORIGIN_URL:{test_origin_url}")])
-                .args(["--var", &format!("ADMIN_TOKEN:{admin_token}")])
-                .args(["--var", "KEYWARD_CONFORMANCE:1"])
-                .args(["--var", &format!("ORIGIN_SIGNING_SECRET:{}", crate::SIGNING_SECRET)])
-                .arg("--show-interactive-dev-session=false")
-                .current_dir(root)
-                .envs(env.iter().cloned())
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .process_group(0)
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", wrangler.display()))?;
-
-            let mut dev = WranglerDev {
-                watchdog: None,
-                base_url: format!("http://127.0.0.1:{port}"),
-                log_path,
-                d1: LocalD1 {
-                    root: root.to_owned(),
-                    wrangler: wrangler.clone(),
-                    config: config.clone(),
-                    state_dir: state_dir.clone(),
-                    env: env.clone(),
-                },
-                stopped: false,
-                child,
-            };
-            dev.watchdog = dev.spawn_watchdog();
-            match dev.wait_ready() {
-                Ok(()) => return Ok(dev),
-                Err(e) if attempt < 3 && e.contains("Address already in use") => {
-                    eprintln!("e2e: port {port} was taken before wrangler bound it; trying another");
-                    dev.stop();
-                }
-                Err(e) => return Err(e),
-            }
-        }
+    /// What a second instance of this worker needs (cases/feed.rs).
+    pub fn peer_spec(&self) -> PeerSpec {
+        self.spec.clone()
     }
 
     pub fn base_url(&self) -> String {

@@ -12,6 +12,7 @@ mod authz;
 mod browser;
 mod contract;
 mod environments;
+mod feed;
 mod gateway;
 mod hardening;
 mod ops;
@@ -58,6 +59,10 @@ pub const ALL: &[(&str, Case)] = &[
     ),
     ("authz::scope_removal_immediate", authz::scope_removal_immediate),
     ("authz::deactivate_and_reactivate", authz::deactivate_and_reactivate),
+    (
+        "feed::revocation_reaches_a_second_instance_within_the_bound",
+        feed::revocation_reaches_a_second_instance_within_the_bound,
+    ),
     ("environments::live_and_test_keys", environments::live_and_test_keys),
     ("environments::sharing_groups", environments::sharing_groups),
     (
