@@ -8,6 +8,7 @@ Side by side on the same pinned wrangler/workerd, in front of one local Node ori
   keyward          the Rust worker (wrangler.toml at the repo root), release build
   keyward-signed   the same with ORIGIN_SIGNING_SECRET set (X-Keyward-Signature on every forwarded request)
   keyward-nocache  the same with --var KEY_CACHE_TTL_S:0
+  keyward-nofeed   the same with --var REVOCATION_FEED:off (the revocation feed's cost: valid key only)
 
 Keys are created through keyward's admin API (this also measures key-creation throughput); the same
 records are bulk-loaded into the JS worker's local KV. wrk (Lua script rotating through the keys)
@@ -57,8 +58,9 @@ PROBE_PATH = "/__keyward_bench_probe"
 # makes the probe's answer the same on wrangler's port and on the worker's own socket.
 PROBE_HEADERS = {"cf-ray": "00000000000000b0-PROBE"}
 
-SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "js", "keyward", "keyward-signed", "keyward-nocache"]
-VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache"}
+SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "js", "keyward", "keyward-signed", "keyward-nocache",
+               "keyward-nofeed"]
+VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache", "keyward-nofeed"}
 
 # scenario -> (method, path, key file kind, expected status from a verifier)
 SCENARIOS = {
@@ -74,7 +76,8 @@ SCENARIOS = {
 # Systems that run only some scenarios. Signing happens only on forwarded requests: on a refusal
 # keyward-signed does exactly what keyward does, so it runs only where keyward forwards.
 # passthrough-ratelimit is the floor of the rate-limited rows: what the binding costs by itself.
-SYSTEM_SCENARIOS = {"keyward-signed": {"valid", "valid-ratelimited"}, "passthrough-ratelimit": {"valid-ratelimited"}}
+SYSTEM_SCENARIOS = {"keyward-signed": {"valid", "valid-ratelimited"}, "passthrough-ratelimit": {"valid-ratelimited"},
+                    "keyward-nofeed": {"valid"}}
 # Scenarios where the JS verifier does not do the same work as keyward (no rate limiting): no 'vs JS'
 # ratio and no part in the verdict.
 NOT_VS_JS = {"valid-ratelimited"}
@@ -86,6 +89,7 @@ COST_ROWS = [
     ("valid-ratelimited", "passthrough-ratelimit", "no key check, the same rate-limit binding call"),
     ("valid-ratelimited", "keyward", "valid key with a rate limit"),
     ("valid", "keyward-signed", "valid key, signing on"),
+    ("valid", "keyward-nofeed", "valid key, revocation feed off"),
     ("valid-ratelimited", "keyward-signed", "valid key with a rate limit, signing on"),
 ]
 VALID_GOAL = 0.9  # valid-key req/s at least this fraction of the passthrough's (issue #12)
@@ -949,6 +953,19 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
         L.append(f"| {k.replace('c', '', 1)} conns | {fmt(v['rps'])} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | "
                  f"{fmt(v['cpu_us_per_req'])} |")
     L.append("")
+    feed = {k: v for k, v in (meta.get("feed") or {}).items() if v}
+    if feed:
+        L.append("| revocation feed (issue #16) | pulls | pages | stats windows | pulls/s per isolate under load "
+                 "(median, max of 10 s windows) |")
+        L.append("|---|---:|---:|---:|---:|")
+        for sy, v in feed.items():
+            L.append(f"| {sy} | {v['pulls']} | {v['pages']} | {v['windows']} | {fmt(v['rate_median'], 2)}, "
+                     f"{fmt(v['rate_max'], 2)} |")
+        L.append("")
+        L.append("The pull runs in waitUntil after a response, at most once per REVOCATION_POLL_MS (1000); a pull "
+                 "that is caught up is one Durable Object request answered from memory. Compare the valid-key rows "
+                 "of keyward and keyward-nofeed for its cost on the request path.")
+        L.append("")
     reloaded = {k: v for k, v in (meta.get("reloads") or {}).items() if v}
     if reloaded:
         L.append(f"**Warning:** workers restarted during the run (caches reset): {reloaded}.")
@@ -958,6 +975,25 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
         L.append(verdict["text"])
         L.append("")
     return "\n".join(L)
+
+
+def feed_stats(logfile: Path) -> dict | None:
+    """The revocation feed's pull counters from an instance's KEYWARD_FEED_STATS lines (one isolate per
+    wrangler dev): totals, and the pull rate over consecutive lines at most 20 s apart (the isolate was
+    busy in between; idle gaps between cells are left out)."""
+    import re
+    pts = []
+    try:
+        text = logfile.read_text(errors="replace")
+    except OSError:
+        return None
+    for m in re.finditer(r"feed-stats[^\n]*?at=(\d+) pulls=(\d+) pages=(\d+)", text):
+        pts.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
+    if not pts:
+        return None
+    rates = [(b[1] - a[1]) / ((b[0] - a[0]) / 1000) for a, b in zip(pts, pts[1:]) if 0 < b[0] - a[0] <= 20_000]
+    return {"pulls": pts[-1][1], "pages": pts[-1][2], "windows": len(rates),
+            "rate_median": statistics.median(rates) if rates else None, "rate_max": max(rates) if rates else None}
 
 
 def verdict_of(cells: dict, systems) -> dict | None:
@@ -1139,6 +1175,15 @@ def main() -> int:
                 {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token, "KEY_CACHE_TTL_S": "0"},
                 state_root / "keyward-nocache",
                 keyward_config(snapshot, "keyward-bench-nocache", state_root / "keyward-nocache.wrangler.json"))
+            defs["keyward-nofeed"] = System(
+                "keyward-nofeed", ROOT,
+                {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token, "REVOCATION_FEED": "off"},
+                state_root / "keyward-nofeed",
+                keyward_config(snapshot, "keyward-bench-nofeed", state_root / "keyward-nofeed.wrangler.json"))
+            # The revocation feed is on in the others (wrangler.toml); each isolate logs its pull
+            # counters every 10 s, from which the feed's own request rate is read after the run.
+            for name in ("keyward", "keyward-signed", "keyward-nocache"):
+                defs[name].vars["KEYWARD_FEED_STATS"] = "1"
         active = {name: defs[name] for name in systems}
         creation = {}
         start_deadline = 300.0
@@ -1184,10 +1229,10 @@ def main() -> int:
                      s.cwd, raw / "wrangler-js-setup.log")
             meta["kv_bulk_put_s"] = round(time.monotonic() - t, 2)
             start_system(procs, s, raw, start_deadline)
-        for name in ("keyward-signed", "keyward-nocache"):
+        for name in ("keyward-signed", "keyward-nocache", "keyward-nofeed"):
             if name in active and not active[name].records:
                 start_keyward(active[name])
-        source = next((active[n] for n in ("keyward", "js", "keyward-signed", "keyward-nocache")
+        source = next((active[n] for n in ("keyward", "js", "keyward-signed", "keyward-nocache", "keyward-nofeed")
                        if n in active and active[n].records), None)
         active["passthrough"].records = source.records if source else local_records(nkeys)
         active["passthrough"].rl_records = source.rl_records if source else local_records(rl_keys, RL_TIER)
@@ -1276,6 +1321,8 @@ def main() -> int:
                             raise BenchError(f"{sy} {sc} c{conns}: wrk completed no request; see raw/")
 
         meta["reloads"] = {sy: s.reloads for sy, s in active.items()}
+        meta["feed"] = {sy: feed_stats(raw / f"wrangler-{sy}.log") for sy, s in active.items()
+                        if s.vars.get("KEYWARD_FEED_STATS") == "1"}
 
         # 6. report
         cells = aggregate(runs, order, conns_list, scenarios)
