@@ -3,7 +3,8 @@
 //! Fault injection: both stores share one `Faults` counter, so "the n-th storage call" is
 //! well defined across them; that call can be told to fail before it takes effect or after
 //! (the write happened, the caller hears it failed: what a lost response looks like).
-//! Interleaving: with `yielding` on, every call returns Pending once before it runs, so a test
+//! Interleaving: with `yielding` on, every call returns Pending once before it runs (with
+//! `reads_in_transit`, an edge read also once after, while its answer travels), so a test
 //! can poll two handlers in any order and explore every interleaving of their storage steps.
 
 use std::cell::{Cell, RefCell};
@@ -35,6 +36,9 @@ pub struct Faults {
     plan: RefCell<Vec<(usize, FaultMode)>>,
     log: RefCell<Vec<&'static str>>,
     yielding: Cell<bool>,
+    /// With `yielding`: edge reads also yield after they look (off by default: it multiplies
+    /// the admin interleavings, whose only edge read is reconcile's).
+    reads_in_transit: Cell<bool>,
 }
 
 impl Faults {
@@ -53,6 +57,10 @@ impl Faults {
 
     pub fn set_yielding(&self, on: bool) {
         self.yielding.set(on);
+    }
+
+    pub fn set_reads_in_transit(&self, on: bool) {
+        self.reads_in_transit.set(on);
     }
 
     /// Calls made so far, by name, in order.
@@ -494,9 +502,16 @@ impl MemEdge {
 impl Edge for MemEdge {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
         self.reads.set(self.reads.get() + 1);
-        self.faults
+        let r = self
+            .faults
             .call("edge.get", || Ok(self.map.borrow().get(hash).cloned()))
-            .await
+            .await;
+        // A read's answer is fixed when KV looks, and reaches the caller later: writes can land
+        // in between (the window a stale read lives in).
+        if self.faults.yielding.get() && self.faults.reads_in_transit.get() {
+            YieldOnce(false).await;
+        }
+        r
     }
 
     async fn put(&self, hash: &KeyHash, record: &KeyRecord, _now: Millis) -> StoreResult<()> {

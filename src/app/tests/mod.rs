@@ -5,6 +5,7 @@
 mod contract;
 mod environments;
 mod faults;
+mod lookup;
 mod races;
 mod routes;
 
