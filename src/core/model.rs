@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::credits::KeyCredits;
 use super::key::Environment;
 use super::hash::KeyHash;
 use super::ratelimit::RateLimit;
@@ -109,6 +110,8 @@ pub struct Key {
     pub superseded_by: Option<String>,
     /// Per-key rate limit (one of the deployed tiers), if any.
     pub ratelimit: Option<RateLimit>,
+    /// Per-key credit cap (configuration; the count is in the workspace's counter), if any.
+    pub credits: Option<KeyCredits>,
     /// Bumped by every write; every update is conditional on the version it read.
     pub version: u64,
 }
@@ -151,6 +154,7 @@ impl Key {
             env: self.environment,
             meta: if tomb { Map::new() } else { self.metadata.clone() },
             rl: if tomb { None } else { self.ratelimit },
+            cr: if tomb { None } else { self.credits.as_ref().map(|c| c.counter.clone()) },
             ver: self.version,
         }
     }
@@ -172,7 +176,10 @@ impl Key {
             (None, Some(_)) => true,
             (Some(a), Some(b)) => b < a,
         };
-        after.status != Status::Active || !after.scopes.covers(&self.scopes) || expiry_earlier
+        // A cap added is a limit added (removing one, or changing its refill, only widens or
+        // leaves the edge as it is).
+        let cap_added = after.credits.is_some() && self.credits.is_none();
+        after.status != Status::Active || !after.scopes.covers(&self.scopes) || expiry_earlier || cap_added
     }
 
     /// What both `self` and `after` grant: scopes implied by both sets, the earlier expiry, and
@@ -182,6 +189,7 @@ impl Key {
         m.scopes = self.scopes.meet(&after.scopes);
         m.expires_at = min_expiry(self.effective_expiry(), after.effective_expiry());
         m.grace_until = None;
+        m.credits = after.credits.clone().or_else(|| self.credits.clone());
         if self.status != Status::Active {
             m.status = if after.status.is_final() {
                 after.status
@@ -221,6 +229,7 @@ pub(crate) fn sample_key(id: &str, scopes: &[&str], now: Millis) -> Key {
         rotated_from: None,
         superseded_by: None,
         ratelimit: None,
+        credits: None,
         version: 1,
     }
 }

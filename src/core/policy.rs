@@ -46,6 +46,9 @@ struct RouteDef {
     /// Only keys of this environment may use the route (`live` or `test`).
     #[serde(default)]
     environment: Option<Environment>,
+    /// Credits a forwarded request spends (0, the default: never metered, never counted).
+    #[serde(default)]
+    cost: i64,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,8 @@ pub struct Route {
     pub public: bool,
     /// When set, a key of the other environment is refused (403) on this route.
     pub environment: Option<Environment>,
+    /// Credits per forwarded request; 0 = unmetered (the counter is never asked).
+    pub cost: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +138,13 @@ impl Policy {
             if def.public && (!def.scopes.is_empty() || def.environment.is_some()) {
                 return Err(ctx("a public route cannot require scopes or an environment".into()));
             }
+            // A public route has no key, hence no workspace whose credits it could spend.
+            if def.public && def.cost != 0 {
+                return Err(ctx("a public route cannot have a cost".into()));
+            }
+            if !(0..=super::credits::MAX_COST).contains(&def.cost) {
+                return Err(ctx(format!("cost must be an integer from 0 to {}", super::credits::MAX_COST)));
+            }
             let scopes = catalog.parse_required(&def.scopes).map_err(|e| ctx(e.0))?;
             catalog.check_all(&scopes).map_err(|e| ctx(e.0))?;
             let scope_attr = catalog.joined(&scopes);
@@ -143,6 +155,7 @@ impl Policy {
                 scope_attr,
                 public: def.public,
                 environment: def.environment,
+                cost: def.cost,
             });
         }
         for t in file.ratelimits.iter().chain(file.throttle.iter()) {

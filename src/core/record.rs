@@ -35,6 +35,9 @@ pub struct KeyRecord {
     /// The key's rate limit, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rl: Option<RateLimit>,
+    /// The key's credit cap in the workspace's counter, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cr: Option<String>,
 }
 
 impl KeyRecord {
@@ -89,6 +92,8 @@ pub struct KeyEntry {
     pub identity: Box<str>,
     pub meta_json: Box<str>,
     pub ratelimit: Option<RateLimit>,
+    /// The key's credit cap (its name in the workspace's counter), if any.
+    pub cap: Option<Box<str>>,
 }
 
 impl KeyEntry {
@@ -109,6 +114,7 @@ impl KeyEntry {
         };
         Ok(KeyEntry {
             ratelimit: record.rl,
+            cap: record.cr.map(String::into_boxed_str),
             id: record.id.into_boxed_str(),
             workspace: record.workspace.into_boxed_str(),
             name: record.name.into_boxed_str(),
@@ -137,6 +143,7 @@ pub(crate) fn sample_record(scopes: &[&str], expires_at: Option<Millis>) -> KeyR
         meta: Map::new(),
         ver: 1,
         rl: None,
+        cr: None,
     }
 }
 

@@ -48,6 +48,8 @@ pub enum ApiError {
     },
     /// A test key tried to issue or change a live key.
     EnvironmentForbidden,
+    /// An admin action that only the root token may take (the detail says which).
+    RootOnly(&'static str),
     NotFound(&'static str),
     NoRoute,
     AmbiguousPath,
@@ -65,6 +67,18 @@ pub enum ApiError {
     /// This client sent too many invalid keys; refused before any key is looked at.
     Throttled {
         period: u32,
+    },
+    /// A metered route's credits are spent: the workspace's balance or the key's cap (`limit`)
+    /// has `remaining` < `cost`. 402, not 429: waiting does not help unless a refill is due
+    /// (then `refill_at` and Retry-After say when); a top-up does. Clients and proxies retry 429s
+    /// on their own, which here would only load the counter.
+    CreditsExhausted {
+        limit: &'static str,
+        remaining: i64,
+        cost: i64,
+        /// RFC 3339.
+        refill_at: Option<String>,
+        retry_after: Option<u64>,
     },
     /// A storage write failed part-way; `detail` says what state it left.
     Unavailable {
@@ -161,7 +175,9 @@ impl ApiError {
             | ApiError::Outranked { .. }
             | ApiError::ExpiryBeyondCaller { .. }
             | ApiError::WrongEnvironment { .. }
-            | ApiError::EnvironmentForbidden => 403,
+            | ApiError::EnvironmentForbidden
+            | ApiError::RootOnly(_) => 403,
+            ApiError::CreditsExhausted { .. } => 402,
             ApiError::NotFound(_) | ApiError::NoRoute => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
@@ -180,6 +196,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => Some(1),
             ApiError::RateLimited(rl) => Some(u64::from(rl.period)),
             ApiError::Throttled { period } => Some(u64::from(*period)),
+            ApiError::CreditsExhausted { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -243,6 +260,7 @@ impl ApiError {
                 "Environment forbidden",
                 "A test key can only issue and change test keys.".into(),
             ),
+            ApiError::RootOnly(d) => ("root-only", "Root token required", (*d).into()),
             ApiError::NotFound(what) => ("not-found", "Not found", format!("No such {what}.")),
             ApiError::NoRoute => ("no-route", "Not found", "No route matches this method and path.".into()),
             ApiError::AmbiguousPath => (
@@ -284,6 +302,15 @@ impl ApiError {
                 "Too many requests",
                 "Too many invalid keys were sent from this address; retry later.".into(),
             ),
+            ApiError::CreditsExhausted { limit, .. } => (
+                "credits-exhausted",
+                "Credits exhausted",
+                if *limit == "key" {
+                    "This key's credits do not cover this request.".into()
+                } else {
+                    "The workspace's credits do not cover this request.".into()
+                },
+            ),
             ApiError::Unavailable { slug, detail } => (slug, "Service unavailable", printable_long(detail)),
             ApiError::BadGateway => ("bad-gateway", "Bad gateway", "The origin could not be reached.".into()),
             ApiError::Internal(_) => ("internal", "Internal error", "An internal error occurred.".into()),
@@ -312,6 +339,18 @@ impl ApiError {
             }
             ApiError::WrongEnvironment { accepted } => {
                 obj.insert("environment".into(), json!(accepted.as_str()));
+            }
+            ApiError::CreditsExhausted {
+                limit,
+                remaining,
+                cost,
+                refill_at,
+                ..
+            } => {
+                obj.insert("limit".into(), json!(limit));
+                obj.insert("remaining".into(), json!(remaining));
+                obj.insert("cost".into(), json!(cost));
+                obj.insert("refill_at".into(), json!(refill_at));
             }
             _ => {}
         }

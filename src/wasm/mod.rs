@@ -2,6 +2,7 @@
 //! converts the runtime's Request to a plain one (or, on the gateway's hot path, reads just the
 //! request head), hands D1 and KV to the handlers, and turns plain Responses into the runtime's.
 
+mod credits;
 mod js;
 
 use std::cell::RefCell;
@@ -23,6 +24,7 @@ use crate::http::head::Head;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::{ApiError, ApiResult};
 use crate::store::d1::D1Records;
+use crate::store::durable::DoCredits;
 use crate::store::kv::KvEdge;
 use crate::store::Records;
 
@@ -202,10 +204,12 @@ async fn api(
     let plain = plain_request(req, head).await?;
     let records = D1Records::new(env)?;
     let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
+    let credits = DoCredits::new(env);
     let app = App {
         st: &iso.st,
         records: &records,
         edge: &edge,
+        credits: &credits,
     };
     let (resp, key_use) = app.handle_api(&plain, now).await;
     match key_use {
@@ -303,6 +307,10 @@ fn finish(
     let tier = entry
         .ratelimit
         .and_then(|rl| iso.rate_limited.iter().find(|t| t.rate == rl));
+    // The one test an unmetered request pays for credits.
+    if route.cost > 0 {
+        return Ok(metered(req, env, iso, route.cost, entry, signature, tier.map(|t| (t.binding.clone(), t.refusal)), now));
+    }
     match tier {
         Some(t) => started(js::forward_limited(
             req,
@@ -315,6 +323,46 @@ fn finish(
         )),
         None => forward(req, &entry.identity, &signature),
     }
+}
+
+/// A metered route: the key's rate limit (if any) first, so a request it refuses spends nothing;
+/// then one call to the workspace's credit counter; then the forward. Exhausted credits answer 402
+/// and an unreachable counter 503, both without an origin call.
+#[allow(clippy::too_many_arguments)]
+fn metered(
+    req: &web_sys::Request,
+    env: &Env,
+    iso: &Rc<Isolate>,
+    cost: i64,
+    entry: Rc<KeyEntry>,
+    signature: String,
+    tier: Option<(String, js::Canned)>,
+    now: Millis,
+) -> JsValue {
+    let (req, env, iso) = (req.clone(), env.clone(), Rc::clone(iso));
+    wasm_bindgen_futures::future_to_promise(async move {
+        if let Some((binding, refusal)) = tier {
+            // Like kw_forward_limited: a limiter that fails lets the request through (logged).
+            match env.rate_limiter(&binding) {
+                Ok(rl) => match rl.limit(entry.id.to_string()).await {
+                    Ok(o) if !o.success => return Ok(js::canned(refusal).into()),
+                    Ok(_) => {}
+                    Err(e) => crate::log::error(&format!("rate limiter {binding}: {e}")),
+                },
+                Err(e) => crate::log::error(&format!("rate limiter {binding}: {e}")),
+            }
+        }
+        let credits = DoCredits::new(&env);
+        let r = match crate::app::credits::charge(&credits, &entry.workspace, entry.cap.as_deref(), cost, now).await {
+            Ok(()) => forward(&req, &entry.identity, &signature),
+            Err(e) => Err(e),
+        };
+        Ok(match r {
+            Ok(v) => v,
+            Err(e) => problem(&e, iso.st.realm()).into(),
+        })
+    })
+    .into()
 }
 
 /// Decides from memory: refusals that need no storage, public routes and cache hits.

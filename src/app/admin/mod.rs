@@ -3,6 +3,7 @@
 //! `keys:admin` (its own workspace only, never granting or managing above itself).
 
 mod audit;
+mod credits;
 mod keys;
 mod presets;
 mod reconcile;
@@ -248,6 +249,8 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
         ("POST", ["presets"]) => presets::create(&a).await,
         ("DELETE", ["presets", name]) => presets::delete(&a, name).await,
         ("GET", ["audit"]) => audit::list(&a).await,
+        ("GET", ["credits"]) => credits::get(&a).await,
+        ("POST", ["credits"]) => credits::top_up(&a).await,
         ("POST", ["reconcile"]) => reconcile::run(&a).await,
         ("POST", ["_conformance"]) if app.st.config.conformance_route && matches!(a.actor, Actor::Root) => {
             conformance(&a).await
@@ -260,6 +263,7 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
             | ["presets"]
             | ["presets", _]
             | ["audit"]
+            | ["credits"]
             | ["reconcile"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound("admin route")),

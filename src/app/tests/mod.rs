@@ -2,6 +2,7 @@
 //! the gateway decision (`routes`), every storage step failed in turn (`faults`), and every
 //! interleaving of two admin calls on one key (`races`).
 
+mod credits;
 mod environments;
 mod faults;
 mod races;
@@ -23,7 +24,7 @@ use crate::core::record::KeyRecord;
 use crate::core::scope::ScopeSet;
 use crate::core::time::Millis;
 use crate::http::plain::{Request, Response};
-use crate::store::memory::{Faults, MemEdge, MemRecords};
+use crate::store::memory::{Faults, MemCredits, MemEdge, MemRecords};
 
 pub const T0: Millis = 1_800_000_000_000;
 pub const ROOT: &str = "root-token";
@@ -43,6 +44,7 @@ pub struct World {
     pub faults: Rc<Faults>,
     pub records: MemRecords,
     pub edge: MemEdge,
+    pub credits: MemCredits,
     pub st: State,
     pub now: std::cell::Cell<Millis>,
 }
@@ -53,6 +55,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            credits: MemCredits::new(Rc::clone(&faults)),
             faults,
             st: State::new(test_config(), [7; 32]).unwrap(),
             now: std::cell::Cell::new(T0),
@@ -73,6 +76,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            credits: MemCredits::new(Rc::clone(&faults)),
             faults,
             st: State::with_policy(config, policy_json, [7; 32]).unwrap(),
             now: std::cell::Cell::new(T0),
@@ -84,6 +88,7 @@ impl World {
             st: &self.st,
             records: &self.records,
             edge: &self.edge,
+            credits: &self.credits,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::TestResult;
 
 mod admin;
 mod authz;
+mod credits;
 mod environments;
 mod gateway;
 mod hardening;
@@ -94,6 +95,8 @@ pub const ALL: &[(&str, Case)] = &[
         "hardening::concurrent_admin_calls_never_revive_a_key",
         hardening::concurrent_admin_calls_never_revive_a_key,
     ),
+    ("credits::concurrent_spending_is_exact", credits::concurrent_spending_is_exact),
+    ("credits::exhaustion_top_up_and_refill", credits::exhaustion_top_up_and_refill),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
 ];
