@@ -339,7 +339,8 @@ fn metered(
     tier: Option<(String, js::Canned)>,
     now: Millis,
 ) -> JsValue {
-    let (req, env, iso) = (req.clone(), env.clone(), Rc::clone(iso));
+    // Clone::clone: web_sys::Request::clone would copy the request (its body included).
+    let (req, env, iso) = (Clone::clone(req), env.clone(), Rc::clone(iso));
     wasm_bindgen_futures::future_to_promise(async move {
         if let Some((binding, refusal)) = tier {
             // Like kw_forward_limited: a limiter that fails lets the request through (logged).
