@@ -397,6 +397,28 @@ mod tests {
     }
 
     #[test]
+    fn route_costs_default_to_zero_and_are_bounded() {
+        let p = policy();
+        let cost = |m: &str, path: &str| p.route(m, path).unwrap().map(|r| r.cost);
+        assert_eq!(cost("GET", "/projects/42"), Some(0));
+        assert_eq!(cost("POST", "/metered/a/b"), Some(1));
+        let with = |route: &str| {
+            Policy::from_json(&format!(
+                r#"{{"realm": "r", "resources": {{"p": []}}, "presets": {{}}, "routes": [{route}]}}"#
+            ))
+        };
+        assert!(with(r#"{"method": "GET", "path": "/a", "scopes": [], "cost": 5}"#).is_ok());
+        for bad in [
+            r#"{"method": "GET", "path": "/a", "scopes": [], "cost": -1}"#,
+            r#"{"method": "GET", "path": "/a", "scopes": [], "cost": 1000001}"#,
+            r#"{"method": "GET", "path": "/a", "scopes": [], "cost": 1.5}"#,
+            r#"{"method": "GET", "path": "/a", "scopes": [], "public": true, "cost": 1}"#,
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn public_routes_need_no_key_and_empty_scopes_still_do() {
         let p = policy();
         let route = |m: &str, path: &str| p.route(m, path).unwrap().expect(path);
