@@ -3,8 +3,10 @@
 
 Side by side on the same pinned wrangler/workerd, in front of one local Node origin:
   passthrough      bench/passthrough: forwards to the origin, nothing else (the floor)
+  passthrough-ratelimit  the same plus one Rate Limiting binding call per request (valid-ratelimited only)
   js               bench/js-verifier: keyward's gateway job hand-written in JavaScript
   keyward          the Rust worker (wrangler.toml at the repo root), release build
+  keyward-signed   the same with ORIGIN_SIGNING_SECRET set (X-Keyward-Signature on every forwarded request)
   keyward-nocache  the same with --var KEY_CACHE_TTL_S:0
 
 Keys are created through keyward's admin API (this also measures key-creation throughput); the same
@@ -51,17 +53,52 @@ def lock_held() -> bool:
     return LOCK_HELD or _exclusive_lock is not None
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROBE_PATH = "/__keyward_bench_probe"
+# keyward names each request in its answers (X-Request-Id, the problem's `instance`): a fixed ray id
+# makes the probe's answer the same on wrangler's port and on the worker's own socket.
+PROBE_HEADERS = {"cf-ray": "00000000000000b0-PROBE"}
 
-SYSTEMS_ALL = ["passthrough", "js", "keyward", "keyward-nocache"]
-VERIFIERS = {"js", "keyward", "keyward-nocache"}
+SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "js", "keyward", "keyward-signed", "keyward-nocache"]
+VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache"}
 
 # scenario -> (method, path, key file kind, expected status from a verifier)
 SCENARIOS = {
     "valid": ("GET", "/projects/42", "valid", 200),
+    # The same request with keys that carry a per-key rate limit (RL_TIER): keyward consults the tier's
+    # Rate Limiting binding before forwarding. The JS verifier ignores the record's `rl` (it has no
+    # rate limiting) and the passthrough ignores keys: both run it with their normal behaviour.
+    "valid-ratelimited": ("GET", "/projects/42", "valid-rl", 200),
     "bad-checksum": ("GET", "/projects/42", "badsum", 401),
     "unknown-key": ("GET", "/projects/42", "unknown", 401),
     "insufficient-scope": ("POST", "/deploy", "valid", 403),
 }
+# Systems that run only some scenarios. Signing happens only on forwarded requests: on a refusal
+# keyward-signed does exactly what keyward does, so it runs only where keyward forwards.
+# passthrough-ratelimit is the floor of the rate-limited rows: what the binding costs by itself.
+SYSTEM_SCENARIOS = {"keyward-signed": {"valid", "valid-ratelimited"}, "passthrough-ratelimit": {"valid-ratelimited"}}
+# Scenarios where the JS verifier does not do the same work as keyward (no rate limiting): no 'vs JS'
+# ratio and no part in the verdict.
+NOT_VS_JS = {"valid-ratelimited"}
+# Systems compared with the JS verifier (keyward-signed signs, which the JS verifier does not).
+JS_COMPARABLE = {"keyward", "keyward-nocache"}
+# The hot-path cost table: (scenario, system, label), each next to the plain valid-key row.
+COST_ROWS = [
+    ("valid", "keyward", "valid key"),
+    ("valid-ratelimited", "passthrough-ratelimit", "no key check, the same rate-limit binding call"),
+    ("valid-ratelimited", "keyward", "valid key with a rate limit"),
+    ("valid", "keyward-signed", "valid key, signing on"),
+    ("valid-ratelimited", "keyward-signed", "valid key with a rate limit, signing on"),
+]
+VALID_GOAL = 0.9  # valid-key req/s at least this fraction of the passthrough's (issue #12)
+
+# The per-key tier of the valid-ratelimited keys: one of config/policy.json's "ratelimits" (binding
+# RL_KEY_1000_60). The bench must never reach it (a 429 would measure refusals): enough keys are
+# rotated that a key sees at most RL_HEADROOM of the limit per window even at RL_ASSUMED_MAX_RPS
+# (about 3x the fastest valid-key rate seen here), and any 429 in that scenario aborts the run.
+RL_TIER = {"limit": 1000, "period": 60}
+RL_ASSUMED_MAX_RPS = 5000
+RL_HEADROOM = 0.5
+# A second, tiny tier used once per keyward instance by the sanity check, to see the limit enforced.
+RL_PROBE_TIER = {"limit": 10, "period": 10}
 
 # ---------------------------------------------------------------------------------------------------
 # key format (same as keyward's and bench/js-verifier's)
@@ -251,6 +288,9 @@ class System:
         self.first_response_s = None
         self.keys: dict[str, Path] = {}
         self.records: list[dict] = []
+        self.rl_records: list[dict] = []  # keys with RL_TIER (the valid-ratelimited scenario)
+        self.rl_probe: dict | None = None  # one key with RL_PROBE_TIER (keyward only: sanity check)
+        self.signing_secret = ""  # ORIGIN_SIGNING_SECRET when set (keyward-signed)
         self.reloads = 0
 
     def argv(self) -> list[str]:
@@ -364,6 +404,17 @@ def keyward_config(snapshot: Path, name: str, dest: Path) -> Path:
     return dest
 
 
+def passthrough_ratelimit_config(dest: Path) -> Path:
+    """bench/passthrough's wrangler.toml for ratelimited.js, with a Rate Limiting binding of RL_TIER."""
+    cfg = tomllib.loads((BENCH / "passthrough" / "wrangler.toml").read_text())
+    cfg["name"] = "keyward-bench-passthrough-ratelimit"
+    cfg["main"] = str(BENCH / "passthrough" / "ratelimited.js")
+    cfg["ratelimits"] = [{"name": "RL", "namespace_id": "2001",
+                          "simple": {"limit": RL_TIER["limit"], "period": RL_TIER["period"]}}]
+    dest.write_text(json.dumps(cfg, indent=2))
+    return dest
+
+
 def tail(path: Path, n: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -379,7 +430,7 @@ def locate_workerd(s: System) -> None:
     debug ports. Each listening port of the non-proxy workerd is probed with the same request as
     wrangler's port; the one that answers identically is the worker's own socket.
     """
-    want = http_request(s.wrangler_port, "GET", PROBE_PATH)
+    want = http_request(s.wrangler_port, "GET", PROBE_PATH, PROBE_HEADERS)
     want = (want[0], want[2])
     proxy, candidates = 0, []
     for _ in range(50):
@@ -397,7 +448,7 @@ def locate_workerd(s: System) -> None:
     for pid, ports in candidates:
         for port in ports:
             try:
-                got = http_request(port, "GET", PROBE_PATH, timeout=1.5)
+                got = http_request(port, "GET", PROBE_PATH, PROBE_HEADERS, timeout=1.5)
             except (OSError, http.client.HTTPException):
                 continue
             if (got[0], got[2]) == want:
@@ -416,18 +467,21 @@ def locate_workerd(s: System) -> None:
 # seeding
 
 
-def seed_keyward(s: System, admin_token: str, n: int, concurrency: int) -> dict:
-    """Create n keys (preset sdk) through the admin API; returns creation stats, sets s.records."""
+def seed_keyward(s: System, admin_token: str, n: int, concurrency: int, ratelimit: dict | None = None,
+                 tag: str = "") -> tuple[dict, list[dict]]:
+    """Create n keys (preset sdk, with `ratelimit` if given) through the admin API; returns creation stats
+    and the records ({key, obj})."""
     path = "/admin/v1/keys?workspace=bench"
     headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
-    prefix = f"bench-{s.name}-{secrets.token_hex(3)}"
+    prefix = f"bench-{s.name}{tag}-{secrets.token_hex(3)}"
+    extra = {"ratelimit": ratelimit} if ratelimit else {}
 
     def worker(indices):
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         out = []
         try:
             for i in indices:
-                body = json.dumps({"name": f"{prefix}-{i:05d}", "preset": "sdk"})
+                body = json.dumps({"name": f"{prefix}-{i:05d}", "preset": "sdk", **extra})
                 t = time.perf_counter()
                 conn.request("POST", path, body=body, headers=headers)
                 r = conn.getresponse()
@@ -451,13 +505,14 @@ def seed_keyward(s: System, admin_token: str, n: int, concurrency: int) -> dict:
         key = obj.get("key")
         if not isinstance(key, str) or len(key) != 58:
             raise BenchError(f"{s.name}: create answer has no 58-char `key`: {json.dumps(obj)[:400]}")
+        if ratelimit and obj.get("ratelimit") != ratelimit:
+            raise BenchError(f"{s.name}: created key shows ratelimit {obj.get('ratelimit')!r}, want {ratelimit!r}")
         records.append({"key": key, "obj": obj})
-    s.records = records
     return {
         "keys": n, "concurrency": concurrency, "seconds": round(elapsed, 3),
         "keys_per_s": round(n / elapsed, 1),
         "p50_ms": round(pct(lats, 50) * 1000, 2), "p99_ms": round(pct(lats, 99) * 1000, 2),
-    }
+    }, records
 
 
 def rfc3339_to_ms(v):
@@ -470,15 +525,21 @@ def rfc3339_to_ms(v):
 
 def kv_record(obj: dict) -> dict:
     """The KV value keyward writes for a key, rebuilt from the admin API's key object."""
-    return {
+    rec = {
         "v": 1, "id": obj["id"], "workspace": obj.get("workspace", "bench"), "name": obj["name"],
         "scopes": obj["scopes"], "expires_at": rfc3339_to_ms(obj.get("expires_at")),
         "status": obj.get("status", "active"), "preview": obj.get("preview", ""),
         "meta": obj.get("metadata", {}) or {},
     }
+    # Written by keyward only when not the default (live keys, no rate limit), so the same here.
+    if obj.get("environment", "live") != "live":
+        rec["env"] = obj["environment"]
+    if obj.get("ratelimit"):
+        rec["rl"] = obj["ratelimit"]
+    return rec
 
 
-def local_records(n: int) -> list[dict]:
+def local_records(n: int, ratelimit: dict | None = None) -> list[dict]:
     """Keys made here when keyward is not part of the run (JS-only runs)."""
     out = []
     for i in range(n):
@@ -486,16 +547,19 @@ def local_records(n: int) -> list[dict]:
         out.append({"key": key, "obj": {
             "id": "key_" + secrets.token_hex(8), "workspace": "bench", "name": f"bench-local-{i:05d}",
             "scopes": ["events:write", "projects:viewer"], "expires_at": None, "status": "active",
-            "preview": key[:8] + "..." + key[-4:], "metadata": {}}})
+            "preview": key[:8] + "..." + key[-4:], "metadata": {}, "environment": "live",
+            "ratelimit": ratelimit}})
     return out
 
 
 def write_key_files(s: System, raw: Path, unknown: Path) -> None:
     valid = raw / f"keys-{s.name}-valid.txt"
+    valid_rl = raw / f"keys-{s.name}-valid-rl.txt"
     bad = raw / f"keys-{s.name}-badsum.txt"
     valid.write_text("".join(r["key"] + "\n" for r in s.records))
+    valid_rl.write_text("".join(r["key"] + "\n" for r in s.rl_records))
     bad.write_text("".join(break_checksum(r["key"]) + "\n" for r in s.records))
-    s.keys = {"valid": valid, "badsum": bad, "unknown": unknown}
+    s.keys = {"valid": valid, "valid-rl": valid_rl, "badsum": bad, "unknown": unknown}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -520,35 +584,94 @@ def curl(port: int, method: str, path: str, headers: dict[str, str], tmp: Path):
     return status, hdrs, bfile.read_bytes() if bfile.exists() else b""
 
 
-def sanity_check(s: System, tmp: Path) -> list[str]:
+def origin_verifier():
+    """The project's own origin verifier (examples/origin-verify/verify.py, tested by scripts/test.sh), so
+    this check follows docs/origin-signing.md as the project defines it. Loaded without writing bytecode."""
+    path = ROOT / "examples" / "origin-verify" / "verify.py"
+    ns: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), ns)
+    return ns["verify"]
+
+
+def signature_problem(secret: str, value: str | None, method: str, target: str, eh: dict) -> str | None:
+    """None if `value` is a valid X-Keyward-Signature for what the origin received (docs/origin-signing.md)."""
+    if not value:
+        return "no X-Keyward-Signature at the origin"
+    if not origin_verifier()(eh, method, target, secret, time.time()):
+        return (f"X-Keyward-Signature {value[:20]}... does not verify (examples/origin-verify/verify.py) with the "
+                "secret keyward-signed was started with")
+    return None
+
+
+def forwarded_check(s: System, label: str, rec: dict, tmp: Path) -> list[str]:
+    """GET /projects/42 with rec's key -> 200 from the origin; for verifiers, what the origin received:
+    no Authorization, keyward's identity headers (spoofed ones replaced), and X-Keyward-Signature exactly
+    when the system signs."""
     problems = []
-    rec = s.records[0]
-    key = rec["key"]
-    spoof = {"X-Keyward-Key-Id": "spoofed", "X-Keyward-Workspace": "spoofed"}
-    # valid -> 200 from the origin (echo shows what was forwarded)
-    st, h, body = curl(s.port, "GET", "/projects/42?echo=1", {"Authorization": f"Bearer {key}", **spoof}, tmp)
+    spoof = {"X-Keyward-Key-Id": "spoofed", "X-Keyward-Workspace": "spoofed", "X-Keyward-Signature": "t=1,v1=00"}
+    target = "/projects/42?echo=1"
+    st, h, body = curl(s.port, "GET", target, {"Authorization": f"Bearer {rec['key']}", **spoof}, tmp)
     if st != 200:
-        problems.append(f"valid key GET /projects/42 -> {st} (want 200): {body[:300]!r}")
-    else:
-        try:
-            echo = json.loads(body)
-        except ValueError:
-            echo = None
-        if not echo or echo.get("url") != "/projects/42?echo=1":
-            problems.append(f"valid key: answer is not the origin's echo: {body[:300]!r}")
-        elif s.name in VERIFIERS:
-            eh = echo["headers"]
-            if "authorization" in eh:
-                problems.append("valid key: Authorization was forwarded to the origin")
-            if eh.get("x-keyward-key-id") != rec["obj"]["id"]:
-                problems.append(f"valid key: origin saw X-Keyward-Key-Id {eh.get('x-keyward-key-id')!r}, "
-                                f"want {rec['obj']['id']!r}")
-            if eh.get("x-keyward-workspace") != "bench":
-                problems.append(f"valid key: origin saw X-Keyward-Workspace {eh.get('x-keyward-workspace')!r}")
-            if "projects:viewer" not in (eh.get("x-keyward-scopes") or "").split():
-                problems.append(f"valid key: origin saw X-Keyward-Scopes {eh.get('x-keyward-scopes')!r}")
+        return [f"{label} GET /projects/42 -> {st} (want 200): {body[:300]!r}"]
+    try:
+        echo = json.loads(body)
+    except ValueError:
+        echo = None
+    if not echo or echo.get("url") != target:
+        return [f"{label}: answer is not the origin's echo: {body[:300]!r}"]
     if s.name not in VERIFIERS:
         return problems
+    eh = echo["headers"]
+    if "authorization" in eh:
+        problems.append(f"{label}: Authorization was forwarded to the origin")
+    if eh.get("x-keyward-key-id") != rec["obj"]["id"]:
+        problems.append(f"{label}: origin saw X-Keyward-Key-Id {eh.get('x-keyward-key-id')!r}, "
+                        f"want {rec['obj']['id']!r}")
+    if eh.get("x-keyward-workspace") != "bench":
+        problems.append(f"{label}: origin saw X-Keyward-Workspace {eh.get('x-keyward-workspace')!r}")
+    if "projects:viewer" not in (eh.get("x-keyward-scopes") or "").split():
+        problems.append(f"{label}: origin saw X-Keyward-Scopes {eh.get('x-keyward-scopes')!r}")
+    sig = eh.get("x-keyward-signature")
+    if s.signing_secret:
+        p = signature_problem(s.signing_secret, sig, "GET", target, eh)
+        if p:
+            problems.append(f"{label}: {p}")
+    elif sig is not None:
+        problems.append(f"{label}: origin saw X-Keyward-Signature {sig!r} from a system that does not sign")
+    return problems
+
+
+def ratelimit_enforced(s: System) -> list[str]:
+    """The rate-limit path is live: a key with RL_PROBE_TIER gets 429 (Retry-After) once over its limit.
+    Local windows are aligned to the clock, so 2 * limit + 1 requests see the limit passed in one of at
+    most two windows."""
+    if not s.rl_probe:
+        return []
+    headers = {"Authorization": f"Bearer {s.rl_probe['key']}"}
+    seen = []
+    for _ in range(2 * RL_PROBE_TIER["limit"] + 1):
+        st, h, _ = http_request(s.port, "GET", "/projects/42", headers)
+        seen.append(st)
+        if st == 429:
+            if not h.get("retry-after"):
+                return ["rate limit: 429 without Retry-After"]
+            return []
+        if st != 200:
+            break
+    return [f"rate limit: a key limited to {RL_PROBE_TIER['limit']} per {RL_PROBE_TIER['period']}s was never "
+            f"refused (statuses {seen})"]
+
+
+def sanity_check(s: System, tmp: Path) -> list[str]:
+    rec = s.records[0]
+    key = rec["key"]
+    # valid -> 200 from the origin (echo shows what was forwarded); the same for a rate-limited key
+    problems = forwarded_check(s, "valid key", rec, tmp)
+    if s.rl_records:
+        problems += forwarded_check(s, "valid rate-limited key", s.rl_records[0], tmp)
+    if s.name not in VERIFIERS:
+        return problems
+    problems += ratelimit_enforced(s)
     cases = [
         ("bad checksum", "GET", "/projects/42", break_checksum(key), 401, 'error="invalid_token"'),
         ("unknown key", "GET", "/projects/42", make_key(), 401, 'error="invalid_token"'),
@@ -657,6 +780,15 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def rps_of(r: dict) -> float:
+    return r["requests"] / (r["duration_us"] / 1e6)
+
+
+def cpu_of(r: dict) -> float:
+    """The worker's CPU per request in one run, us."""
+    return r["cpu_s"]["workerd"] * 1e6 / r["requests"] if r["requests"] else 0.0
+
+
 def aggregate(runs: list[dict], systems: list[str], conns_list, scenarios) -> dict:
     cells = {}
     for sc in scenarios:
@@ -690,8 +822,15 @@ def aggregate(runs: list[dict], systems: list[str], conns_list, scenarios) -> di
         base = cells.get((sc, c, "passthrough"))
         cell["rps_vs_pass"] = ratio(cell["rps"], base["rps"]) if base else None
         cell["cpu_vs_pass"] = ratio(cell["cpu_us"], base["cpu_us"]) if base else None
+        # Each round's run against the passthrough's run of the same round (same minute, same machine state).
+        mine = {r["round"]: r for r in runs if r["scenario"] == sc and r["conns"] == c and r["system"] == sy}
+        pass_ = {r["round"]: r for r in runs if r["scenario"] == sc and r["conns"] == c and r["system"] == "passthrough"}
+        both = [rd for rd in mine if rd in pass_]
+        cell["rps_vs_pass_rounds"] = [round(rps_of(mine[rd]) / rps_of(pass_[rd]), 4) for rd in both]
+        cell["cpu_vs_pass_rounds"] = [round(cpu_of(mine[rd]) / cpu_of(pass_[rd]), 4) for rd in both
+                                      if cpu_of(pass_[rd])]
         js = cells.get((sc, c, "js"))
-        if sy.startswith("keyward") and js:
+        if sy in JS_COMPARABLE and js and sc not in NOT_VS_JS:
             cell["rps_vs_js"] = ratio(cell["rps"], js["rps"])
             cell["cpu_vs_js"] = ratio(cell["cpu_us"], js["cpu_us"])
     return cells
@@ -732,6 +871,65 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
                          f"| {fmt(x['cpu_us'])} | {fmt(x.get('rps_vs_pass'), 2)} | {fmt(x.get('cpu_vs_pass'), 2)} "
                          f"| {fmt(x.get('rps_vs_js'), 2)} | {fmt(x.get('cpu_vs_js'), 2)} | {st} |")
     L.append("")
+    notes = []
+    if "valid-ratelimited" in scenarios:
+        notes.append(
+            f"valid-ratelimited: the valid request with {meta['ratelimited_keys']} other keys, each created with "
+            f"`ratelimit` {meta['ratelimit_tier']['limit']}/{meta['ratelimit_tier']['period']}s, so keyward calls the "
+            f"tier's Rate Limiting binding before forwarding; a key sees at most ~{meta['ratelimit_bound_per_key']} "
+            f"requests per window even at {RL_ASSUMED_MAX_RPS:,} req/s, and a 429 aborts the run. Locally the binding "
+            "is miniflare's emulation (a call to a Durable Object that updates SQLite, in the worker's workerd), which "
+            "costs more than the platform's in-location counter; passthrough-ratelimit (the passthrough plus the same "
+            "binding call per request, keyed by the Authorization value) shows that cost alone. The JS verifier ignores "
+            "the key's `rl` and the passthrough ignores keys: both run these requests with their normal behaviour, "
+            "so no 'vs JS' ratio.")
+    if "keyward-signed" in systems:
+        notes.append(
+            "keyward-signed: keyward with `ORIGIN_SIGNING_SECRET` set (X-Keyward-Signature, HMAC-SHA-256, on every "
+            "forwarded request; checked at the origin before load); run only on the scenarios that forward, since "
+            "a refusal signs nothing. No 'vs JS' ratio (the JS verifier does not sign).")
+    for n in notes:
+        L.append(n)
+        L.append("")
+    cost = [(sc, sy, label) for sc, sy, label in COST_ROWS if sc in scenarios and sy in systems]
+    if cost and "passthrough" in systems:
+        L.append("| hot-path cost (issue #12) | conns | req/s | p99 ms | CPU us/req | req/s vs pass (rounds min-max) "
+                 "| CPU vs pass (rounds min-max) |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+
+        def spread(v, rounds):
+            if v is None:
+                return "-"
+            return f"{v:.2f} ({min(rounds):.2f}-{max(rounds):.2f})" if len(rounds or []) > 1 else f"{v:.2f}"
+
+        for c in conns_list:
+            for sc, sy, label in cost:
+                x = cells.get((sc, c, sy))
+                if not x:
+                    continue
+                L.append(f"| {label} ({sy}) | {c} | {fmt(x['rps'])} | {fmt(x['p99_ms'], 2)} | {fmt(x['cpu_us'])} "
+                         f"| {spread(x.get('rps_vs_pass'), x.get('rps_vs_pass_rounds'))} "
+                         f"| {spread(x.get('cpu_vs_pass'), x.get('cpu_vs_pass_rounds'))} |")
+        L.append("")
+        goal = [(c, cells[("valid", c, "keyward")]["rps_vs_pass"]) for c in conns_list
+                if ("valid", c, "keyward") in cells and cells[("valid", c, "keyward")].get("rps_vs_pass") is not None]
+        if goal:
+            short = [f"{v:.2f} at {c}" for c, v in goal if v < VALID_GOAL]
+            L.append(f"Valid-key req/s vs passthrough (keyward, medians): "
+                     + ", ".join(f"{v:.2f} at {c} conns" for c, v in goal)
+                     + (f": meets the >= {VALID_GOAL} goal." if not short
+                        else f": **below the >= {VALID_GOAL} goal** ({'; '.join(short)})."))
+            L.append("")
+        floor = []
+        for c in conns_list:
+            kw, pr = cells.get(("valid-ratelimited", c, "keyward")), cells.get(("valid-ratelimited", c, "passthrough-ratelimit"))
+            if kw and pr:
+                floor.append(f"req/s x{fmt(ratio(kw['rps'], pr['rps']), 2)}, CPU x{fmt(ratio(kw['cpu_us'], pr['cpu_us']), 2)} "
+                             f"at {c} conns")
+        if floor:
+            L.append("Valid key with a rate limit (keyward) vs the passthrough making the same binding call "
+                     "(passthrough-ratelimit), medians: " + ", ".join(floor) + ".")
+            L.append("")
     if creation:
         L.append("| key creation (POST /admin/v1/keys, preset sdk) | keys | concurrency | seconds | keys/s | "
                  "p50 ms | p99 ms |")
@@ -805,6 +1003,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="a few seconds per system (CI)")
     ap.add_argument("--systems", default=",".join(SYSTEMS_ALL), help="comma list from " + ",".join(SYSTEMS_ALL))
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list from " + ",".join(SCENARIOS))
     ap.add_argument("--rounds", type=int, help="rounds (default 3; smoke 1)")
     ap.add_argument("--duration", type=int, help="whole seconds per wrk run (default 4; smoke 1)")
     ap.add_argument("--prime", type=int, help="whole seconds of unrecorded load just before each measured run, "
@@ -833,7 +1032,17 @@ def main() -> int:
     prime = a.prime if a.prime is not None else (0 if a.smoke else 1)
     conns_list = [int(c) for c in (a.conns or ("8" if a.smoke else "8,32")).split(",")]
     nkeys = a.keys or (50 if a.smoke else 1000)
-    scenarios = list(SCENARIOS)
+    scenarios = [sc.strip() for sc in a.scenarios.split(",") if sc.strip()]
+    for sc in scenarios:
+        if sc not in SCENARIOS:
+            ap.error(f"unknown scenario {sc!r}")
+    scenarios = [sc for sc in SCENARIOS if sc in scenarios]
+    # Keys for valid-ratelimited: at least nkeys, and enough that no key reaches RL_HEADROOM of its limit in
+    # one window: a system's load on that scenario (priming included) spans at most `exposure` seconds of
+    # any window, at no more than RL_ASSUMED_MAX_RPS, spread evenly over the rotated keys.
+    exposure = min(RL_TIER["period"], rounds * len(conns_list) * (2 * prime + duration)) \
+        if "valid-ratelimited" in scenarios else 0
+    rl_keys = max(nkeys, -(-RL_ASSUMED_MAX_RPS * exposure // int(RL_TIER["limit"] * RL_HEADROOM)))
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ("-smoke" if a.smoke else "")
     out = Path(a.out) if a.out else BENCH / "results" / stamp
@@ -857,6 +1066,8 @@ def main() -> int:
     meta = {
         "stamp": stamp, "smoke": a.smoke, "exclusive": a.exclusive, "systems": systems, "rounds": rounds, "duration_s": duration,
         "prime_s": prime, "conns": conns_list, "keys": nkeys, "cpus": os.cpu_count(),
+        "ratelimited_keys": rl_keys, "ratelimit_tier": RL_TIER,
+        "ratelimit_bound_per_key": round(RL_ASSUMED_MAX_RPS * exposure / rl_keys),
         "wrangler": tool_version(["wrangler", "--version"]).replace("⛅️", "").strip(),
         "workerd": workerd_version(), "wrk": tool_version(["wrk", "--version"]).split(" [")[0],
         "node": tool_version(["node", "--version"]), "host": os.uname().nodename,
@@ -903,15 +1114,26 @@ def main() -> int:
 
         # 3. systems
         admin_token = secrets.token_hex(24)
+        signing_secret = secrets.token_hex(32)  # keyward-signed's ORIGIN_SIGNING_SECRET (never printed)
         defs = {
             "passthrough": System("passthrough", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
                                   state_root / "passthrough"),
+            "passthrough-ratelimit": System(
+                "passthrough-ratelimit", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
+                state_root / "passthrough-ratelimit",
+                passthrough_ratelimit_config(state_root / "passthrough-ratelimit.wrangler.json")),
             "js": System("js", BENCH / "js-verifier", {"ORIGIN_URL": origin_url}, state_root / "js"),
         }
         if snapshot.is_dir():
             defs["keyward"] = System(
                 "keyward", ROOT, {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token}, state_root / "keyward",
                 keyward_config(snapshot, "keyward-bench", state_root / "keyward.wrangler.json"))
+            defs["keyward-signed"] = System(
+                "keyward-signed", ROOT,
+                {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token, "ORIGIN_SIGNING_SECRET": signing_secret},
+                state_root / "keyward-signed",
+                keyward_config(snapshot, "keyward-bench-signed", state_root / "keyward-signed.wrangler.json"))
+            defs["keyward-signed"].signing_secret = signing_secret
             defs["keyward-nocache"] = System(
                 "keyward-nocache", ROOT,
                 {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token, "KEY_CACHE_TTL_S": "0"},
@@ -927,36 +1149,51 @@ def main() -> int:
                       "-c", str(s.config)], ROOT, raw / f"wrangler-{s.name}-setup.log")
             start_system(procs, s, raw, start_deadline)
             log(f"{s.name}: creating {nkeys} keys through the admin API")
-            creation[s.name] = seed_keyward(s, admin_token, nkeys, a.seed_concurrency)
+            creation[s.name], s.records = seed_keyward(s, admin_token, nkeys, a.seed_concurrency)
             log(f"{s.name}: key creation {creation[s.name]}")
-            (raw / f"created-{s.name}.json").write_text(json.dumps([r["obj"] for r in s.records], indent=1))
+            tier = f"{RL_TIER['limit']}/{RL_TIER['period']}s"
+            log(f"{s.name}: creating {rl_keys} keys with ratelimit {tier}")
+            label = f"{s.name}, with ratelimit {tier}"
+            creation[label], s.rl_records = seed_keyward(s, admin_token, rl_keys, a.seed_concurrency, RL_TIER, "-rl")
+            log(f"{s.name}: key creation {creation[label]}")
+            _, probe = seed_keyward(s, admin_token, 1, 1, RL_PROBE_TIER, "-rlprobe")
+            s.rl_probe = probe[0]
+            (raw / f"created-{s.name}.json").write_text(
+                json.dumps([r["obj"] for r in s.records + s.rl_records + probe], indent=1))
 
         start_system(procs, active["passthrough"], raw, start_deadline)
+        if "passthrough-ratelimit" in active:
+            start_system(procs, active["passthrough-ratelimit"], raw, start_deadline)
         if "keyward" in active:
             start_keyward(active["keyward"])
         if "js" in active:
             s = active["js"]
-            source = active.get("keyward") or active.get("keyward-nocache")
+            source = active.get("keyward") or active.get("keyward-signed") or active.get("keyward-nocache")
             if source is None:
-                s.records = local_records(nkeys)
+                s.records, s.rl_records = local_records(nkeys), local_records(rl_keys, RL_TIER)
             else:
                 if not source.records:
                     start_keyward(source)
-                s.records = source.records
+                s.records, s.rl_records = source.records, source.rl_records
             kvfile = raw / "kv-js.json"
             kvfile.write_text(json.dumps([{"key": key_hash(r["key"]), "value": json.dumps(kv_record(r["obj"]))}
-                                          for r in s.records]))
-            log(f"js: loading {len(s.records)} records into local KV (wrangler kv bulk put)")
+                                          for r in s.records + s.rl_records]))
+            log(f"js: loading {len(s.records) + len(s.rl_records)} records into local KV (wrangler kv bulk put)")
             t = time.monotonic()
             wrangler(["kv", "bulk", "put", str(kvfile), "--binding", "KV", "--local", "--persist-to", str(s.state)],
                      s.cwd, raw / "wrangler-js-setup.log")
             meta["kv_bulk_put_s"] = round(time.monotonic() - t, 2)
             start_system(procs, s, raw, start_deadline)
-        if "keyward-nocache" in active and not active["keyward-nocache"].records:
-            start_keyward(active["keyward-nocache"])
-        active["passthrough"].records = next(
-            (active[n].records for n in ("keyward", "js", "keyward-nocache") if n in active and active[n].records),
-            None) or local_records(nkeys)
+        for name in ("keyward-signed", "keyward-nocache"):
+            if name in active and not active[name].records:
+                start_keyward(active[name])
+        source = next((active[n] for n in ("keyward", "js", "keyward-signed", "keyward-nocache")
+                       if n in active and active[n].records), None)
+        active["passthrough"].records = source.records if source else local_records(nkeys)
+        active["passthrough"].rl_records = source.rl_records if source else local_records(rl_keys, RL_TIER)
+        if "passthrough-ratelimit" in active:
+            active["passthrough-ratelimit"].records = active["passthrough"].records
+            active["passthrough-ratelimit"].rl_records = active["passthrough"].rl_records
         for s in active.values():
             write_key_files(s, raw, unknown)
 
@@ -972,7 +1209,8 @@ def main() -> int:
                 failures.append(f"{s.name}: {p}")
         if failures:
             raise BenchError("sanity check failed, not running load:\n  " + "\n  ".join(failures))
-        log("sanity checks passed: valid -> 200 from origin, bad checksum/unknown -> 401, scope -> 403")
+        log("sanity checks passed: valid and rate-limited keys -> 200 from origin (signature verified where on, "
+            "absent elsewhere), rate limit enforced, bad checksum/unknown -> 401, scope -> 403")
 
         # 5. load: warm-up, then rounds; systems interleaved, order rotated per round and cell
         runs: list[dict] = []
@@ -1001,26 +1239,37 @@ def main() -> int:
             if prime > 0:
                 # Unrecorded: refills the worker's per-isolate cache (entries outlive a 30 s TTL only while
                 # in use, and the other cells run in between), so a measured run sees steady state.
-                secs_prime = prime * (2 if sy in VERIFIERS and kind == "valid" else 1)
-                measure(s.port, pids, max(conns_list), secs_prime, s.keys[kind], method, path,
-                        raw / f"wrk-{tag}-prime-{sy}-{sc}-c{conns}.txt")
+                secs_prime = prime * (2 if sy in VERIFIERS and kind in ("valid", "valid-rl") else 1)
+                wp = measure(s.port, pids, max(conns_list), secs_prime, s.keys[kind], method, path,
+                             raw / f"wrk-{tag}-prime-{sy}-{sc}-c{conns}.txt")
+                check_rate_limit_unreached(sy, sc, wp)
             w = measure(s.port, pids, conns, secs, s.keys[kind], method, path,
                         raw / f"wrk-{tag}-{sy}-{sc}-c{conns}.txt")
+            check_rate_limit_unreached(sy, sc, w)
             w.update(system=sy, scenario=sc, conns=conns, round=tag,
                      expected_status=expected if sy in VERIFIERS else 200)
             with open(raw / "runs.jsonl", "a") as f:
                 f.write(json.dumps(w) + "\n")
             return w
 
-        n_cells = len(scenarios) * len(conns_list) * len(order)
+        def check_rate_limit_unreached(sy: str, sc: str, w: dict) -> None:
+            if SCENARIOS[sc][2] == "valid-rl" and w["statuses"].get("429"):
+                raise BenchError(f"{sy} {sc}: {w['statuses']['429']} answers were 429: the bench reached the per-key "
+                                 f"limit it must stay under ({rl_keys} keys rotated); raise --keys")
+
+        def runs_in(sc: str) -> list[str]:
+            return [sy for sy in order if sc in SYSTEM_SCENARIOS.get(sy, SCENARIOS)]
+
+        n_cells = sum(len(conns_list) * len(runs_in(sc)) for sc in scenarios)
         for rnd in range(rounds):
             log(f"round {rnd + 1}/{rounds}: {n_cells} runs of {duration:g}s")
             k = 0
             for conns in conns_list:
                 for sc in scenarios:
-                    rot = (rnd + k) % len(order)
+                    these = runs_in(sc)
+                    rot = (rnd + k) % len(these)
                     k += 1
-                    for sy in order[rot:] + order[:rot]:
+                    for sy in these[rot:] + these[:rot]:
                         w = cell(sy, sc, conns, duration, f"r{rnd + 1}")
                         runs.append(w)
                         if w["requests"] == 0:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # keyward benchmark: bench/run.sh [--smoke] [more options: bench/run.sh --help]
 #
-# Builds keyward (release), starts an origin, a passthrough worker, the JavaScript verifier, keyward and
-# keyward with the cache off under wrangler dev, seeds keys through keyward's admin API, checks each
+# Builds keyward (release), starts an origin, a passthrough worker, the JavaScript verifier, keyward,
+# keyward with origin signing on and keyward with the cache off under wrangler dev, seeds keys (plain and
+# with a per-key rate limit) through keyward's admin API, checks each
 # system once with curl, then drives them with wrk and writes bench/results/<stamp>/{table.md,summary.json}
 # (+ raw/, git-ignored). Not part of the test command. A full run takes about 10-14 minutes on 2 cores;
 # --smoke takes a couple of minutes, mostly wrangler start-ups.

@@ -48,6 +48,8 @@ dev: keyward is ready on $BASE (origin: http://127.0.0.1:$ORIGIN_PORT). Try:
   curl -X POST '$BASE/admin/v1/keys?workspace=demo' -H "authorization: Bearer \$ADMIN_TOKEN" -H 'content-type: application/json' -d '{"name":"first key $(date +%H%M%S)","preset":"sdk"}'
   # 2. call the gateway with it: the demo origin echoes what it received
   curl $BASE/projects/1 -H "authorization: Bearer <key>"
+  # 3. or open the admin page and sign in with \$ADMIN_TOKEN and workspace demo
+  #    $BASE/admin/
 
 HOWTO
 }

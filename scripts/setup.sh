@@ -60,4 +60,18 @@ for bin in node wrangler esbuild wasm-opt; do
   [ -x "node_modules/.bin/$bin" ] || die "node_modules/.bin/$bin missing after npm install"
 done
 
+# 5. Chromium for the admin page's browser test (tests/browser/, driven by playwright-core, which
+#    downloads no browser): Debian's package. Needs root or password-less sudo.
+if command -v chromium >/dev/null; then
+  say "chromium: present"
+else
+  say "chromium: installing Debian's package"
+  if [ "$(id -u)" = 0 ]; then as_root=(); elif sudo -n true 2>/dev/null; then as_root=(sudo -n); else
+    die "chromium is missing and this user cannot install packages: apt-get install chromium as root"
+  fi
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+  command -v chromium >/dev/null || die "chromium still missing after apt-get install"
+fi
+
 say "done"

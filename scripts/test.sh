@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: every test. In order: the native tests (core, every handler against in-memory
 # stores, fault tables, interleavings, the store contract), the end-to-end tests against wrangler dev,
-# the origin verifier examples (node, python), and a short fuzzing pass (KEYWARD_FUZZ_SECONDS per
-# target, default 15; 0 skips it).
+# the deploy dry runs (scripts/deploy-check.sh), the origin verifier examples (node, python), and a
+# short fuzzing pass (KEYWARD_FUZZ_SECONDS per target, default 15; 0 skips it).
 # Takes the build lock (/tmp/keyward-build.lock) itself around each heavy step: do not run it under
 # `flock` on that file (it would wait forever) unless you also export KEYWARD_BUILD_LOCK_HELD=1.
 # Extra arguments go to the e2e test binary, e.g. `./scripts/test.sh gateway` to filter trials.
@@ -16,6 +16,9 @@ keyward_locked cargo test --lib
 
 echo "test: cargo test --test e2e"
 keyward_locked cargo test --test e2e -- "$@"
+
+echo "test: wrangler deploy --dry-run, default and production environments"
+./scripts/deploy-check.sh
 
 echo "test: origin verifier examples"
 ./scripts/test-examples.sh

@@ -210,6 +210,7 @@ async function loadEntry(env, hash) {
         grants: compileGrants(rec.scopes),
         scopesHeader: rec.scopes.join(" "),
         environment: rec.env ?? "live",
+        groups: (rec.groups ?? []).join(" "),
       };
     }
   }
@@ -275,6 +276,7 @@ async function gateway(request, env, url, pathStart) {
   headers.set("x-keyward-workspace", entry.workspace);
   headers.set("x-keyward-scopes", entry.scopesHeader);
   headers.set("x-keyward-environment", entry.environment);
+  headers.set("x-keyward-groups", entry.groups);
   try {
     return await fetch(env.ORIGIN_URL + url.slice(pathStart), {
       method: request.method,

@@ -12,13 +12,13 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors.json
 def identity_headers(identity):
     if identity == "":
         return {}
-    k, w, s, e = identity.split("\n")
-    return {"x-keyward-key-id": k, "x-keyward-workspace": w, "x-keyward-scopes": s, "x-keyward-environment": e}
+    k, w, s, e, g = identity.split("\n")
+    return {"x-keyward-key-id": k, "x-keyward-workspace": w, "x-keyward-scopes": s, "x-keyward-environment": e, "x-keyward-groups": g}
 
 
 class VerifyTest(unittest.TestCase):
     def test_documented_vectors_verify_at_t_and_at_the_edges_of_the_window(self):
-        self.assertEqual(len(V["vectors"]), 4)
+        self.assertEqual(len(V["vectors"]), 5)
         for v in V["vectors"]:
             headers = {**identity_headers(v["identity"]), "x-keyward-signature": v["header"]}
             for now in (v["t"], v["t"] + 300, v["t"] - 300):
@@ -34,7 +34,7 @@ class VerifyTest(unittest.TestCase):
                 self.assertEqual(got, r["valid"])
 
     def test_tampering_with_any_field_fails(self):
-        v = V["vectors"][0]
+        v = next(x for x in V["vectors"] if x["name"] == "keyed GET by a key in two groups")  # every identity field non-empty
         headers = {**identity_headers(v["identity"]), "x-keyward-signature": v["header"]}
 
         def ok(h, m=v["method"], pq=v["path_and_query"], now=v["t"], secret=V["secret"]):
@@ -45,7 +45,7 @@ class VerifyTest(unittest.TestCase):
         self.assertFalse(ok(headers, m="PUT"))
         self.assertFalse(ok(headers, pq="/projects/41?x=1"))
         self.assertFalse(ok(headers, pq="/projects/42?x=10"))
-        for name in ("x-keyward-key-id", "x-keyward-workspace", "x-keyward-scopes", "x-keyward-environment"):
+        for name in ("x-keyward-key-id", "x-keyward-workspace", "x-keyward-scopes", "x-keyward-environment", "x-keyward-groups"):
             self.assertFalse(ok({**headers, name: headers[name] + "x"}), name)
             self.assertFalse(ok({k: h for k, h in headers.items() if k != name}), name + " removed")
         later = v["header"].replace("t=%d" % v["t"], "t=%d" % (v["t"] + 5))

@@ -14,7 +14,7 @@ export function verify(headers, method, pathAndQuery, secret, nowSeconds, tolera
   if (t === null || !(Math.abs(nowSeconds - Number(t)) <= toleranceSeconds)) return false;
   const id = headers['x-keyward-key-id'];
   const identity = id === undefined ? ''
-    : [id, ...['workspace', 'scopes', 'environment'].map((h) => headers['x-keyward-' + h] ?? '')].join('\n');
+    : [id, ...['workspace', 'scopes', 'environment', 'groups'].map((h) => headers['x-keyward-' + h] ?? '')].join('\n');
   const signed = ['v1', t, method, pathAndQuery, identity].join('\n');
   for (const s of [].concat(secret)) {
     const want = Buffer.from(createHmac('sha256', s).update(signed).digest('hex'));

@@ -17,7 +17,7 @@ def verify(headers, method, path_and_query, secret, now_seconds, tolerance_secon
         return False
     identity = ""
     if "x-keyward-key-id" in headers:
-        identity = "\n".join(headers.get(h, "") for h in ("x-keyward-key-id", "x-keyward-workspace", "x-keyward-scopes", "x-keyward-environment"))
+        identity = "\n".join(headers.get(h, "") for h in ("x-keyward-key-id", "x-keyward-workspace", "x-keyward-scopes", "x-keyward-environment", "x-keyward-groups"))
     signed = "\n".join(["v1", t, method, path_and_query, identity]).encode()
     for s in [secret] if isinstance(secret, (str, bytes)) else secret:
         want = hmac.new(s.encode() if isinstance(s, str) else s, signed, hashlib.sha256).hexdigest().encode()

@@ -92,6 +92,7 @@ impl World {
             hash: KeyHash::of(&secret),
             preview: secret.preview(),
             environment: Default::default(),
+            groups: Vec::new(),
             scopes: ScopeSet::parse(&["projects:editor", "events:write", "keys:admin"]).unwrap(),
             metadata: Map::new(),
             created_at: NOW - 1000,

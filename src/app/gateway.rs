@@ -17,7 +17,7 @@ use crate::http::problem::{ApiError, ApiResult};
 
 pub enum Prepared<'p> {
     /// A public route: forwarded without a key and without identity headers.
-    Public,
+    Public(&'p Route),
     /// A key to look up, and the route whose scopes it must hold.
     Keyed(KeyHash, &'p Route),
 }
@@ -36,7 +36,7 @@ pub fn prepare<'p>(policy: &'p Policy, keys: &KeyFormat, head: &Head) -> ApiResu
         if r.public {
             return match credentials {
                 Err(e @ ApiError::InvalidAuthRequest(_)) => Err(e),
-                _ => Ok(Prepared::Public),
+                _ => Ok(Prepared::Public(r)),
             };
         }
     }

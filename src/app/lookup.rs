@@ -54,6 +54,6 @@ pub async fn entry<E: Edge>(
 /// Fail closed: an unreadable record denies like an unknown key (and is not cached, so a fixed
 /// record is read again). The hash is not a secret; its first 16 hex digits find the record.
 fn corrupt(hash: &KeyHash, msg: &str) -> Option<Rc<KeyEntry>> {
-    crate::log::error(&format!("key record {}: {msg}", &hash.to_hex()[..16]));
+    crate::log::error("corrupt-record", &format!("key record {}: {msg}", &hash.to_hex()[..16]));
     None
 }

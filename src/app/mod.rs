@@ -7,6 +7,8 @@ pub mod config;
 pub mod credits;
 pub mod gateway;
 pub mod lookup;
+pub mod openapi;
+pub mod page;
 pub mod sync;
 pub mod verify;
 
@@ -136,18 +138,42 @@ impl<R, E> Copy for App<'_, R, E> {}
 
 pub enum Route {
     Admin,
+    /// The admin web page's static files (no token needed: see `page`).
+    Page,
     Verify,
+    OpenApi,
     Gateway,
 }
 
+/// The verify API's one route (docs/openapi.json `verifyKey`).
+pub const VERIFY_PATH: &str = "/v1/keys/verify";
+
 pub fn route_of(path: &str) -> Route {
     if path.starts_with("/admin/") {
-        Route::Admin
-    } else if path == "/v1/keys/verify" {
+        if page::is_page(path) {
+            Route::Page
+        } else {
+            Route::Admin
+        }
+    } else if path == VERIFY_PATH {
         Route::Verify
+    } else if path == openapi::PATH {
+        Route::OpenApi
     } else {
         Route::Gateway
     }
+}
+
+/// Every operation keyward itself answers (method, OpenAPI path template, operation id): what
+/// docs/openapi.json must describe, no more and no less (checked by a native test).
+pub fn operations() -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut ops: Vec<_> = admin::ROUTES
+        .iter()
+        .map(|r| (r.method, r.path, r.operation_id))
+        .collect();
+    ops.push(("POST", VERIFY_PATH, "verifyKey"));
+    ops.push(("GET", openapi::PATH, "getOpenApi"));
+    ops
 }
 
 impl<R: Records, E: Edge> App<'_, R, E> {
@@ -158,6 +184,8 @@ impl<R: Records, E: Edge> App<'_, R, E> {
         let result = match route_of(req.path()) {
             Route::Admin => admin::handle(*self, req, now).await.map(|r| (r, KeyUse::Nothing)),
             Route::Verify => verify::handle(*self, req, now).await,
+            Route::Page => Ok((page::serve(&req.method, req.path(), self.st.realm(), &req.id), KeyUse::Nothing)),
+            Route::OpenApi => openapi::handle(&req.method).map(|r| (r, KeyUse::Nothing)),
             Route::Gateway => Err(ApiError::NoRoute),
         };
         result.unwrap_or_else(|e| {
@@ -166,7 +194,7 @@ impl<R: Records, E: Edge> App<'_, R, E> {
             } else {
                 KeyUse::Nothing
             };
-            (Response::problem(&e, self.st.realm()), outcome)
+            (Response::problem_for(&e, self.st.realm(), &req.id), outcome)
         })
     }
 }

@@ -63,7 +63,7 @@ async fn put<R, E: Edge>(
 async fn take_off<R, E: Edge>(app: App<'_, R, E>, hash: &KeyHash) {
     evict(app, hash);
     if let Err(e) = app.edge.delete(hash).await {
-        crate::log::error(&format!("edge delete of {} failed: {e:?}", &hash.to_hex()[..16]));
+        crate::log::error("edge-delete-failed", &format!("edge delete of {}: {e:?}", &hash.to_hex()[..16]));
     }
     evict(app, hash);
 }

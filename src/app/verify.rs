@@ -30,6 +30,7 @@ fn identity(e: &KeyEntry, catalog: &Catalog) -> Value {
         "name": e.name,
         "scopes": catalog.strings(&e.scopes),
         "environment": e.environment.as_str(),
+        "groups": e.group_names().collect::<Vec<_>>(),
         "expires_at": e.expires_at.map(format_rfc3339),
         "meta": serde_json::from_str::<Value>(&e.meta_json).unwrap_or(Value::Null),
     })
@@ -43,7 +44,7 @@ pub async fn handle<R: Records, E: Edge>(
     now: Millis,
 ) -> ApiResult<(Response, KeyUse)> {
     if req.method != "POST" {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(ApiError::MethodNotAllowed("POST".into()));
     }
     let body: VerifyBody = parse_json(req, false)?.ok_or_else(|| ApiError::field("body", "required"))?;
     let catalog = &app.st.policy.catalog;

@@ -97,6 +97,9 @@ pub struct Key {
     /// Live or test: fixed when the key is issued (it is part of the secret's prefix).
     pub environment: Environment,
     pub scopes: ScopeSet,
+    /// Sharing groups the key belongs to (sorted, validated names of the workspace's groups):
+    /// forwarded as X-Keyward-Groups, so the origin can give them access to what the key creates.
+    pub groups: Vec<String>,
     pub metadata: Map<String, Value>,
     pub created_at: Millis,
     /// The key's own expiry, as set on create or PATCH.
@@ -152,6 +155,7 @@ impl Key {
             status: self.status,
             preview: self.preview.clone(),
             env: self.environment,
+            groups: if tomb { Vec::new() } else { self.groups.clone() },
             meta: if tomb { Map::new() } else { self.metadata.clone() },
             rl: if tomb { None } else { self.ratelimit },
             cr: if tomb { None } else { self.credits.as_ref().map(|c| c.counter.clone()) },
@@ -171,6 +175,8 @@ impl Key {
     /// to the edge (as the meet of both) before the record, so that no failure in between leaves
     /// the edge granting more than the record.
     pub fn narrows_to(&self, after: &Key) -> bool {
+        // Leaving a group takes away what the origin grants through it.
+        let left_group = self.groups.iter().any(|g| !after.groups.contains(g));
         let expiry_earlier = match (self.effective_expiry(), after.effective_expiry()) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -179,7 +185,11 @@ impl Key {
         // A cap added is a limit added (removing one, or changing its refill, only widens or
         // leaves the edge as it is).
         let cap_added = after.credits.is_some() && self.credits.is_none();
-        after.status != Status::Active || !after.scopes.covers(&self.scopes) || expiry_earlier || cap_added
+        after.status != Status::Active
+            || !after.scopes.covers(&self.scopes)
+            || expiry_earlier
+            || left_group
+            || cap_added
     }
 
     /// What both `self` and `after` grant: scopes implied by both sets, the earlier expiry, and
@@ -187,6 +197,7 @@ impl Key {
     pub fn meet(&self, after: &Key) -> Key {
         let mut m = after.clone();
         m.scopes = self.scopes.meet(&after.scopes);
+        m.groups = self.groups.iter().filter(|g| after.groups.contains(g)).cloned().collect();
         m.expires_at = min_expiry(self.effective_expiry(), after.effective_expiry());
         m.grace_until = None;
         m.credits = after.credits.clone().or_else(|| self.credits.clone());
@@ -218,6 +229,7 @@ pub(crate) fn sample_key(id: &str, scopes: &[&str], now: Millis) -> Key {
         .unwrap_or_else(|| KeyHash::from_hex(&"0".repeat(64)).unwrap()),
         preview: "kw_live_...abcd".into(),
         environment: Environment::Live,
+        groups: Vec::new(),
         scopes: ScopeSet::parse(scopes).unwrap(),
         metadata: Map::new(),
         created_at: now,

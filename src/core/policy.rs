@@ -74,6 +74,8 @@ pub struct Route {
     pub environment: Option<Environment>,
     /// Credits per forwarded request; 0 = unmetered (the counter is never asked).
     pub cost: i64,
+    /// `METHOD /path/pattern` as written in the policy file (log lines name the route with it).
+    pub pattern: String,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +158,7 @@ impl Policy {
                 public: def.public,
                 environment: def.environment,
                 cost: def.cost,
+                pattern: format!("{} {}", def.method, def.path),
             });
         }
         for t in file.ratelimits.iter().chain(file.throttle.iter()) {
@@ -575,16 +578,25 @@ mod tests {
         let p = policy();
         assert!(!p.tiers.0.is_empty() && p.throttle.is_some());
         for t in p.tiers.0.iter().chain(p.throttle.iter()) {
-            let at = toml
-                .find(&format!("name = \"{}\"", t.binding))
-                .unwrap_or_else(|| panic!("wrangler.toml has no [[ratelimits]] {}", t.binding));
-            let simple = toml[at..].lines().find(|l| l.starts_with("simple")).unwrap_or("");
-            assert_eq!(
-                simple.trim(),
-                format!("simple = {{ limit = {}, period = {} }}", t.limit, t.period),
-                "{}",
+            // Every copy: the local bindings and each environment's (wrangler does not inherit them).
+            let copies: Vec<usize> = toml
+                .match_indices(&format!("name = \"{}\"", t.binding))
+                .map(|(at, _)| at)
+                .collect();
+            assert!(
+                copies.len() >= 2,
+                "wrangler.toml needs [[ratelimits]] {} at the top level and in [env.production]",
                 t.binding
             );
+            for at in copies {
+                let simple = toml[at..].lines().find(|l| l.starts_with("simple")).unwrap_or("");
+                assert_eq!(
+                    simple.trim(),
+                    format!("simple = {{ limit = {}, period = {} }}", t.limit, t.period),
+                    "{}",
+                    t.binding
+                );
+            }
         }
     }
 

@@ -26,6 +26,9 @@ pub struct KeyRecord {
     /// Live or test; omitted for live keys (and absent from records written before it existed).
     #[serde(default, skip_serializing_if = "Environment::is_live")]
     pub env: Environment,
+    /// Sharing groups; omitted when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     #[serde(default)]
     pub meta: Map<String, Value>,
     /// The system-of-record version this record was projected from (0 in records written before
@@ -86,9 +89,11 @@ pub struct KeyEntry {
     pub status: Status,
     pub scopes: ScopeSet,
     pub environment: Environment,
-    /// `id\nworkspace\nscopes\nenvironment` (scopes space separated, in the deployment's scope
-    /// format): the four identity headers as one string, so forwarding hands JS one string
-    /// instead of four, and the signature covers exactly what the origin reads.
+    /// Sharing groups, space separated (the X-Keyward-Groups value).
+    pub groups: Box<str>,
+    /// `id\nworkspace\nscopes\nenvironment\ngroups` (scopes in the deployment's scope format,
+    /// scopes and groups space separated): the five identity headers as one string, so forwarding
+    /// hands JS one string instead of five, and the signature covers exactly what the origin reads.
     pub identity: Box<str>,
     pub meta_json: Box<str>,
     pub ratelimit: Option<RateLimit>,
@@ -97,14 +102,21 @@ pub struct KeyEntry {
 }
 
 impl KeyEntry {
+    /// The key's groups, one by one (the entry keeps them as the header value).
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.split(' ').filter(|g| !g.is_empty())
+    }
+
     pub fn new(record: KeyRecord, catalog: &Catalog) -> Result<KeyEntry, ScopeError> {
         let scopes = ScopeSet::parse(&record.scopes)?;
+        let groups = record.groups.join(" ");
         let identity = format!(
-            "{}\n{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}",
             record.id,
             record.workspace,
             catalog.joined(&scopes),
-            record.env.as_str()
+            record.env.as_str(),
+            groups
         )
         .into_boxed_str();
         let meta_json = if record.meta.is_empty() {
@@ -122,6 +134,7 @@ impl KeyEntry {
             status: record.status,
             scopes,
             environment: record.env,
+            groups: groups.into_boxed_str(),
             identity,
             meta_json,
         })
@@ -140,6 +153,7 @@ pub(crate) fn sample_record(scopes: &[&str], expires_at: Option<Millis>) -> KeyR
         status: Status::Active,
         preview: "kw_live_...abcd".into(),
         env: Environment::Live,
+        groups: Vec::new(),
         meta: Map::new(),
         ver: 1,
         rl: None,

@@ -5,11 +5,11 @@
 //! v1\n<t>\n<METHOD>\n<path-and-query>\n<identity>
 //! ```
 //!
-//! where `identity` is `KeyEntry::identity` (`key_id\nworkspace\nscopes\nenvironment`, the values
-//! of the four X-Keyward-* identity headers) or "" on a public route. No field can hold a newline
+//! where `identity` is `KeyEntry::identity` (`key_id\nworkspace\nscopes\nenvironment\ngroups`, the
+//! values of the five X-Keyward-* identity headers) or "" on a public route. No field can hold a newline
 //! (methods are tokens, URL parsing drops raw newlines, key ids, workspaces and scopes are
 //! validated), so the string splits back into its fields one way only, and a public request
-//! (5 lines) can never pass for a keyed one (8 lines). docs/origin-signing.md is the specification for origins; the shared
+//! (5 lines) can never pass for a keyed one (9 lines). docs/origin-signing.md is the specification for origins; the shared
 //! vectors are examples/origin-verify/vectors.json.
 //!
 //! Pure: the caller passes the clock. `Signer` is built once per isolate; a request clones the
@@ -223,17 +223,18 @@ mod tests {
             Some(id) => {
                 let get = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 format!(
-                    "{}\n{}\n{}\n{}",
+                    "{}\n{}\n{}\n{}\n{}",
                     id.as_str().unwrap(),
                     get("x-keyward-workspace"),
                     get("x-keyward-scopes"),
-                    get("x-keyward-environment")
+                    get("x-keyward-environment"),
+                    get("x-keyward-groups")
                 )
             }
         }
     }
 
-    const GET_IDENTITY: &str = "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\nlive";
+    const GET_IDENTITY: &str = "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\nlive\n";
     const T: i64 = 1_800_000_000;
 
     #[test]
@@ -241,7 +242,7 @@ mod tests {
         let v = vectors();
         let signer = secret();
         let vecs = v["vectors"].as_array().unwrap();
-        assert_eq!(vecs.len(), 4);
+        assert_eq!(vecs.len(), 5);
         for vec in vecs {
             let t = vec["t"].as_i64().unwrap();
             let (m, pq, id) = (s(vec, "method"), s(vec, "path_and_query"), s(vec, "identity"));
@@ -260,7 +261,7 @@ mod tests {
         // Pasted here too so a change to the JSON file alone cannot go unnoticed.
         assert_eq!(
             signer.signature(T, "GET", "/projects/42?x=1", GET_IDENTITY),
-            "t=1800000000,v1=874711d86cd4b342d92295793eb84c447715e46132490ede0882bc9ea74f4525"
+            "t=1800000000,v1=bafb7df335dc3a54207248a15752ee5d13cce85a6e9bf8626508394cdd366bed"
         );
         assert_eq!(
             signer.signature(T, "GET", "/health", ""),
@@ -271,9 +272,9 @@ mod tests {
                 T,
                 "POST",
                 "/deploy",
-                "key_0123456789abcdef01234567\nacme\ndeploy:trigger deployments:editor projects:viewer\nlive"
+                "key_0123456789abcdef01234567\nacme\ndeploy:trigger deployments:editor projects:viewer\nlive\n"
             ),
-            "t=1800000000,v1=b878d25cc3f67fdae51ffd4d8e0e943cf7e9c96404edc3561f26bbd3a586f093"
+            "t=1800000000,v1=770b9f7879e7ed96be6c9282bd7a4b73c3b7d5b43d5b723bb83bd6734bd93ba1"
         );
     }
 
@@ -349,15 +350,16 @@ mod tests {
         }
         // Each identity line alone, and moving a byte across the line boundaries.
         for bad in [
-            "key_0123456789abcdef01234568\nacme\nevents:write projects:viewer\nlive",
-            "key_0123456789abcdef01234567\nacmf\nevents:write projects:viewer\nlive",
-            "key_0123456789abcdef01234567\nacme\nevents:write projects:owner\nlive",
-            "key_0123456789abcdef01234567\nacme\nevents:write\nlive",
-            "key_0123456789abcdef01234567\nacme\n\nlive",
-            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\ntest",
-            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\n",
-            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer",
-            "key_0123456789abcdef01234567acme\n\nevents:write projects:viewer\nlive",
+            "key_0123456789abcdef01234568\nacme\nevents:write projects:viewer\nlive\n",
+            "key_0123456789abcdef01234567\nacmf\nevents:write projects:viewer\nlive\n",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:owner\nlive\n",
+            "key_0123456789abcdef01234567\nacme\nevents:write\nlive\n",
+            "key_0123456789abcdef01234567\nacme\n\nlive\n",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\ntest\n",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\n\n",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\nlive\nops",
+            "key_0123456789abcdef01234567\nacme\nevents:write projects:viewer\nlive",
+            "key_0123456789abcdef01234567acme\n\nevents:write projects:viewer\nlive\n",
             "",
         ] {
             assert_eq!(check(m, pq, bad), Err(VerifyError::Mismatch), "{bad:?}");
@@ -379,7 +381,7 @@ mod tests {
             check(
                 m,
                 "/projects/42?x=1\nkey_0123456789abcdef01234567",
-                "acme\nevents:write projects:viewer\nlive"
+                "acme\nevents:write projects:viewer\nlive\n"
             ),
             Ok(())
         );

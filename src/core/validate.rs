@@ -102,6 +102,32 @@ pub fn preset_name(raw: &str) -> Result<&str, String> {
     })
 }
 
+pub fn group_name(raw: &str) -> Result<&str, String> {
+    workspace(raw).map_err(|_| {
+        format!(
+            "'{}' is not a valid group name ([a-z0-9][a-z0-9_-]{{1,62}})",
+            printable(raw)
+        )
+    })
+}
+
+/// At most this many groups per key (each is forwarded in X-Keyward-Groups).
+pub const MAX_GROUPS: usize = 32;
+
+/// A key's groups: valid names, sorted, without duplicates, at most MAX_GROUPS.
+pub fn groups(raw: &[String]) -> Result<Vec<String>, String> {
+    let mut out = raw
+        .iter()
+        .map(|g| group_name(g).map(str::to_owned))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    if out.len() > MAX_GROUPS {
+        return Err(format!("at most {MAX_GROUPS} groups"));
+    }
+    Ok(out)
+}
+
 /// `expires`: one of the presets, an RFC 3339 instant in the future, or null (no expiry).
 pub fn expires(value: &Value, now: Millis) -> Result<Option<Millis>, String> {
     let s = match value {

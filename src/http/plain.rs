@@ -87,6 +87,16 @@ impl Response {
 
     /// RFC 9457 problem + RFC 6750 challenge, all decided by ApiError.
     pub fn problem(err: &ApiError, realm: &str) -> Response {
+        Response::problem_for(err, realm, "")
+    }
+
+    /// The problem answer to request `request_id` (named in the body as `instance`). A 5xx is
+    /// also logged, with the internal detail the body never carries.
+    pub fn problem_for(err: &ApiError, realm: &str, request_id: &str) -> Response {
+        let status = err.status();
+        if status >= 500 {
+            crate::log::answered(status, err.slug(), err.internal_detail().unwrap_or(""));
+        }
         let mut headers = vec![("content-type", "application/problem+json".to_owned())];
         if let Some(www) = err.challenge(realm) {
             headers.push(("www-authenticate", www));
@@ -94,14 +104,17 @@ impl Response {
         if let Some(secs) = err.retry_after() {
             headers.push(("retry-after", secs.to_string()));
         }
+        if let ApiError::MethodNotAllowed(allow) = err {
+            headers.push(("allow", allow.clone()));
+        }
         if let ApiError::RateLimited(rl) = err {
             headers.push(("ratelimit-policy", rl.policy_header("key")));
             headers.push(("ratelimit", rl.exhausted_header("key")));
         }
         Response {
-            status: err.status(),
+            status,
             headers,
-            body: err.body(),
+            body: err.body_for(request_id),
         }
     }
 

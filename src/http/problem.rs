@@ -50,12 +50,17 @@ pub enum ApiError {
     EnvironmentForbidden,
     /// An admin action that only the root token may take (the detail says which).
     RootOnly(&'static str),
+    /// A key tried to change membership of a group it does not belong to.
+    GroupForbidden {
+        group: String,
+    },
     NotFound(&'static str),
     NoRoute,
     AmbiguousPath,
     /// A `_method` query parameter (an origin could run another method than the one authorised).
     MethodOverride,
-    MethodNotAllowed,
+    /// The path exists under other methods, listed for the `Allow` header (RFC 9110 §15.5.6).
+    MethodNotAllowed(String),
     Conflict {
         slug: &'static str,
         detail: String,
@@ -176,10 +181,11 @@ impl ApiError {
             | ApiError::ExpiryBeyondCaller { .. }
             | ApiError::WrongEnvironment { .. }
             | ApiError::EnvironmentForbidden
-            | ApiError::RootOnly(_) => 403,
+            | ApiError::RootOnly(_)
+            | ApiError::GroupForbidden { .. } => 403,
             ApiError::CreditsExhausted { .. } => 402,
             ApiError::NotFound(_) | ApiError::NoRoute => 404,
-            ApiError::MethodNotAllowed => 405,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -218,9 +224,78 @@ impl ApiError {
         }
     }
 
-    /// RFC 9457 body. `type` is a URN per problem kind; extension members are snake_case.
+    /// RFC 9457 body without `instance`. `type` is a URN per problem kind; extension members are
+    /// snake_case.
     pub fn body(&self) -> String {
-        let (slug, title, detail): (&str, &str, String) = match self {
+        self.body_for("")
+    }
+
+    /// The `type` slug (`urn:keyward:problem:<slug>`); log lines name the outcome with it.
+    pub fn slug(&self) -> &'static str {
+        self.parts().0
+    }
+
+    /// What the logs get and the caller never does: the internal cause of a 500.
+    pub fn internal_detail(&self) -> Option<&str> {
+        match self {
+            ApiError::Internal(msg) => Some(msg),
+            _ => None,
+        }
+    }
+
+    /// RFC 9457 body of the answer to request `request_id`, which it names as `instance`
+    /// (`urn:keyward:request:<id>`, the value of the X-Request-Id response header) so a caller can
+    /// quote it and an operator find the request's log lines. No `instance` when the id is empty.
+    pub fn body_for(&self, request_id: &str) -> String {
+        let (slug, title, detail) = self.parts();
+        let mut obj = Map::new();
+        obj.insert("type".into(), json!(format!("urn:keyward:problem:{slug}")));
+        obj.insert("title".into(), json!(title));
+        obj.insert("status".into(), json!(self.status()));
+        obj.insert("detail".into(), json!(detail));
+        if !request_id.is_empty() {
+            obj.insert("instance".into(), json!(instance(request_id)));
+        }
+        match self {
+            ApiError::BadRequest { errors, .. } if !errors.is_empty() => {
+                let list: Vec<Value> = errors
+                    .iter()
+                    .map(|e| json!({"field": printable(&e.field), "message": printable_long(&e.message)}))
+                    .collect();
+                obj.insert("errors".into(), Value::Array(list));
+            }
+            ApiError::InsufficientScope { scope_attr } => {
+                obj.insert(
+                    "scopes".into(),
+                    json!(scope_attr.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>()),
+                );
+            }
+            ApiError::ScopeEscalation { scopes } | ApiError::Outranked { scopes } => {
+                obj.insert("scopes".into(), json!(scopes));
+            }
+            ApiError::WrongEnvironment { accepted } => {
+                obj.insert("environment".into(), json!(accepted.as_str()));
+            }
+            ApiError::CreditsExhausted {
+                limit,
+                remaining,
+                cost,
+                refill_at,
+                ..
+            } => {
+                obj.insert("limit".into(), json!(limit));
+                obj.insert("remaining".into(), json!(remaining));
+                obj.insert("cost".into(), json!(cost));
+                obj.insert("refill_at".into(), json!(refill_at));
+            }
+            _ => {}
+        }
+        Value::Object(obj).to_string()
+    }
+
+    /// (type slug, title, detail) of the body.
+    fn parts(&self) -> (&'static str, &'static str, String) {
+        match self {
             ApiError::MissingCredentials(d) => ("missing-credentials", "Authentication required", (*d).into()),
             ApiError::InvalidAuthRequest(d) => ("invalid-request", "Invalid authorization request", (*d).into()),
             ApiError::InvalidToken => ("invalid-token", "Invalid token", "The access token is invalid.".into()),
@@ -261,6 +336,14 @@ impl ApiError {
                 "A test key can only issue and change test keys.".into(),
             ),
             ApiError::RootOnly(d) => ("root-only", "Root token required", (*d).into()),
+            ApiError::GroupForbidden { group } => (
+                "group-forbidden",
+                "Group forbidden",
+                format!(
+                    "A key can only add keys to, or remove them from, groups it belongs to (not '{}').",
+                    printable(group)
+                ),
+            ),
             ApiError::NotFound(what) => ("not-found", "Not found", format!("No such {what}.")),
             ApiError::NoRoute => ("no-route", "Not found", "No route matches this method and path.".into()),
             ApiError::AmbiguousPath => (
@@ -273,12 +356,12 @@ impl ApiError {
                 "Method override refused",
                 "A _method query parameter could make the origin run another method than the one authorised.".into(),
             ),
-            ApiError::MethodNotAllowed => (
+            ApiError::MethodNotAllowed(allow) => (
                 "method-not-allowed",
                 "Method not allowed",
-                "Method not allowed here.".into(),
+                format!("This path allows {allow} only."),
             ),
-            ApiError::Conflict { slug, detail } => (slug, "Conflict", printable_long(detail)),
+            ApiError::Conflict { slug, detail } => (*slug, "Conflict", printable_long(detail)),
             ApiError::PayloadTooLarge => (
                 "payload-too-large",
                 "Payload too large",
@@ -311,51 +394,16 @@ impl ApiError {
                     "The workspace's credits do not cover this request.".into()
                 },
             ),
-            ApiError::Unavailable { slug, detail } => (slug, "Service unavailable", printable_long(detail)),
+            ApiError::Unavailable { slug, detail } => (*slug, "Service unavailable", printable_long(detail)),
             ApiError::BadGateway => ("bad-gateway", "Bad gateway", "The origin could not be reached.".into()),
             ApiError::Internal(_) => ("internal", "Internal error", "An internal error occurred.".into()),
-        };
-        let mut obj = Map::new();
-        obj.insert("type".into(), json!(format!("urn:keyward:problem:{slug}")));
-        obj.insert("title".into(), json!(title));
-        obj.insert("status".into(), json!(self.status()));
-        obj.insert("detail".into(), json!(detail));
-        match self {
-            ApiError::BadRequest { errors, .. } if !errors.is_empty() => {
-                let list: Vec<Value> = errors
-                    .iter()
-                    .map(|e| json!({"field": printable(&e.field), "message": printable_long(&e.message)}))
-                    .collect();
-                obj.insert("errors".into(), Value::Array(list));
-            }
-            ApiError::InsufficientScope { scope_attr } => {
-                obj.insert(
-                    "scopes".into(),
-                    json!(scope_attr.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>()),
-                );
-            }
-            ApiError::ScopeEscalation { scopes } | ApiError::Outranked { scopes } => {
-                obj.insert("scopes".into(), json!(scopes));
-            }
-            ApiError::WrongEnvironment { accepted } => {
-                obj.insert("environment".into(), json!(accepted.as_str()));
-            }
-            ApiError::CreditsExhausted {
-                limit,
-                remaining,
-                cost,
-                refill_at,
-                ..
-            } => {
-                obj.insert("limit".into(), json!(limit));
-                obj.insert("remaining".into(), json!(remaining));
-                obj.insert("cost".into(), json!(cost));
-                obj.insert("refill_at".into(), json!(refill_at));
-            }
-            _ => {}
         }
-        Value::Object(obj).to_string()
     }
+}
+
+/// The RFC 9457 `instance` URI of request `request_id`.
+pub fn instance(request_id: &str) -> String {
+    format!("urn:keyward:request:{request_id}")
 }
 
 /// Messages may quote caller input: keep them printable and bounded.
@@ -433,7 +481,7 @@ mod tests {
             ApiError::NoRoute,
             ApiError::AmbiguousPath,
             ApiError::MethodOverride,
-            ApiError::MethodNotAllowed,
+            ApiError::MethodNotAllowed("GET, POST".into()),
             ApiError::Conflict {
                 slug: "name-conflict",
                 detail: "x".into(),
@@ -452,7 +500,11 @@ mod tests {
         for e in all {
             let body: Value = serde_json::from_str(&e.body()).unwrap();
             assert_eq!(body["status"], e.status(), "{e:?}");
-            assert!(body["type"].as_str().unwrap().starts_with("urn:keyward:problem:"));
+            assert_eq!(body["type"], format!("urn:keyward:problem:{}", e.slug()));
+            assert!(body.get("instance").is_none());
+            let with_id: Value = serde_json::from_str(&e.body_for("8c1f0e2d3a4b5c6d")).unwrap();
+            assert_eq!(with_id["instance"], "urn:keyward:request:8c1f0e2d3a4b5c6d", "{e:?}");
+            assert_eq!(with_id["type"], body["type"]);
             assert!(
                 !e.body().contains("secret detail"),
                 "internal details never reach the caller"

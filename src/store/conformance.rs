@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map};
 
-use super::{AuditEntry, Edge, KeyCursor, ListFilter, Preset, Records, StoreError, Written};
+use super::{AuditEntry, Edge, Group, KeyCursor, ListFilter, Preset, Records, StoreError, Written};
 use crate::core::key::Environment;
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
@@ -55,6 +55,7 @@ impl Fixture {
             hash: random_hash(&mut self.seed),
             preview: "kw_live_...test".into(),
             environment: Environment::Live,
+            groups: Vec::new(),
             scopes: ScopeSet::parse(&["projects:viewer"]).unwrap_or_default(),
             metadata: Map::new(),
             created_at: self.now + i64::from(self.n),
@@ -115,6 +116,45 @@ async fn keys_round_trip<R: Records>(r: &R, f: &mut Fixture) -> Result<(), Strin
         audit_count(r, &f.ws, &k.id).await? == 1,
         "one audit entry for the insert"
     );
+    Ok(())
+}
+
+async fn groups_and_members<R: Records>(r: &R, f: &mut Fixture) -> Result<(), String> {
+    let now = f.now;
+    let group = |name: &str| Group {
+        name: name.into(),
+        description: "team".into(),
+        created_at: now,
+    };
+    let audit = f.audit("group.create", None);
+    r.insert_group(&f.ws, &group("ops"), &audit).await.map_err(err)?;
+    r.insert_group(&f.ws, &group("design"), &audit).await.map_err(err)?;
+    let dup = r.insert_group(&f.ws, &group("ops"), &audit).await;
+    check!(dup == Err(StoreError::NameTaken), "a second group named ops: {dup:?}");
+    let names: Vec<String> = r.list_groups(&f.ws).await.map_err(err)?.into_iter().map(|g| g.name).collect();
+    check!(names == ["design", "ops"], "list_groups: {names:?}");
+    check!(r.list_groups("conf-elsewhere").await.map_err(err)?.is_empty(), "groups leak across workspaces");
+
+    let mut a = f.key("in ops");
+    a.groups = vec!["design".into(), "ops".into()];
+    r.insert_key(&a, &f.audit("key.create", Some(&a))).await.map_err(err)?;
+    let b = f.key("in none");
+    r.insert_key(&b, &f.audit("key.create", Some(&b))).await.map_err(err)?;
+    let got = r.get_key(&f.ws, &a.id).await.map_err(err)?;
+    check!(got.as_ref() == Some(&a), "groups round trip: {got:?}");
+    let members: Vec<String> = r.group_members(&f.ws, "ops", 10).await.map_err(err)?.into_iter().map(|k| k.id).collect();
+    check!(members == [a.id.clone()], "members of ops: {members:?}");
+    // Not a prefix or substring match.
+    r.insert_group(&f.ws, &group("op"), &audit).await.map_err(err)?;
+    check!(r.group_members(&f.ws, "op", 10).await.map_err(err)?.is_empty(), "'op' matched 'ops'");
+
+    let gone = r.delete_group(&f.ws, "ops", &f.audit("group.delete", None)).await.map_err(err)?;
+    check!(gone == Written::Applied, "delete_group: {gone:?}");
+    let again = r.delete_group(&f.ws, "ops", &f.audit("group.delete", None)).await.map_err(err)?;
+    check!(again == Written::Stale, "deleting a deleted group: {again:?}");
+    let rows = r.list_audit(&f.ws, None, 100).await.map_err(err)?;
+    let deletes = rows.iter().filter(|x| x.entry.action == "group.delete").count();
+    check!(deletes == 1, "{deletes} audit rows for one group deletion");
     Ok(())
 }
 
@@ -485,6 +525,7 @@ pub async fn run<R: Records, E: Edge>(r: &R, e: &E, ws: &str, now: Millis) -> Ve
     };
     vec![
         ("keys_round_trip", keys_round_trip(r, &mut f).await),
+        ("groups_and_members", groups_and_members(r, &mut f).await),
         (
             "names_unique_among_current_keys",
             names_unique_among_current_keys(r, &mut f).await,
@@ -515,7 +556,7 @@ mod tests {
         let faults = Faults::new();
         let (r, e) = (MemRecords::new(Rc::clone(&faults)), MemEdge::new(faults));
         let results = block_on(run(&r, &e, "conf-mem", 1_800_000_000_000));
-        assert_eq!(results.len(), 9);
+        assert_eq!(results.len(), 10);
         for (name, res) in results {
             assert_eq!(res, Ok(()), "{name}");
         }

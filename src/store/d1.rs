@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
 
-use super::{AuditEntry, AuditRow, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written};
+use super::{AuditEntry, AuditRow, Group, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written};
 use crate::core::hash::KeyHash;
 use crate::core::key::Environment;
 use crate::core::model::{Key, Status};
@@ -21,7 +21,7 @@ use crate::core::time::Millis;
 pub const BINDING: &str = "DB";
 
 const KEY_COLUMNS: &str = "id, workspace, name, description, hash, preview, scopes, metadata, created_at, \
-     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version, ratelimit, environment, credits";
+     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version, ratelimit, environment, groups, credits";
 
 /// Beyond any real unix-ms time and exactly representable in f64.
 const FAR_FUTURE: i64 = 1 << 52;
@@ -47,6 +47,7 @@ struct KeyRow {
     version: i64,
     ratelimit: Option<String>,
     environment: String,
+    groups: String,
     credits: Option<String>,
 }
 
@@ -59,6 +60,7 @@ impl KeyRow {
         let hash = KeyHash::from_hex(&self.hash).ok_or_else(|| bad("hash column"))?;
         let status = Status::parse(&self.status).ok_or_else(|| bad("status column"))?;
         let environment = Environment::parse(&self.environment).ok_or_else(|| bad("environment column"))?;
+        let groups: Vec<String> = serde_json::from_str(&self.groups).map_err(|_| bad("groups column"))?;
         let ratelimit = match &self.ratelimit {
             None => None,
             Some(t) => Some(serde_json::from_str(t).map_err(|_| bad("ratelimit column"))?),
@@ -75,6 +77,7 @@ impl KeyRow {
             hash,
             preview: self.preview,
             environment,
+            groups,
             scopes,
             metadata,
             created_at: self.created_at,
@@ -113,6 +116,13 @@ impl PresetRow {
 }
 
 #[derive(Deserialize)]
+struct GroupRow {
+    name: String,
+    description: String,
+    created_at: Millis,
+}
+
+#[derive(Deserialize)]
 struct AuditDbRow {
     id: i64,
     at: Millis,
@@ -143,18 +153,28 @@ fn d1_err(e: worker::Error) -> StoreError {
     if msg.contains("UNIQUE constraint failed") && msg.contains(".name") {
         StoreError::NameTaken
     } else {
-        StoreError::Unavailable(msg)
+        unavailable(msg)
     }
+}
+
+/// Every D1 failure is logged here, with its cause (the caller's answer says only what it left).
+fn unavailable(msg: String) -> StoreError {
+    crate::log::error("d1-error", &msg);
+    StoreError::Unavailable(msg)
 }
 
 fn token() -> StoreResult<String> {
     let mut b = [0u8; 12];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Unavailable(format!("getrandom: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| unavailable(format!("getrandom: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 fn scopes_json(k: &Key) -> String {
     serde_json::to_string(&k.scopes.to_strings()).unwrap_or_else(|_| "[]".into())
+}
+
+fn groups_json(k: &Key) -> String {
+    serde_json::to_string(&k.groups).unwrap_or_else(|_| "[]".into())
 }
 
 fn ratelimit_json(k: &Key) -> Option<String> {
@@ -187,7 +207,7 @@ impl D1Records {
     pub fn new(env: &Env) -> StoreResult<D1Records> {
         env.d1(BINDING)
             .map(D1Records)
-            .map_err(|e| StoreError::Unavailable(format!("D1 binding {BINDING}: {e}")))
+            .map_err(|e| unavailable(format!("D1 binding {BINDING}: {e}")))
     }
 
     fn stmt(&self, sql: &str, args: &[JsValue]) -> StoreResult<D1PreparedStatement> {
@@ -242,6 +262,7 @@ impl D1Records {
             n(k.version as i64),
             os(ratelimit_json(k).as_deref()),
             s(k.environment.as_str()),
+            s(&groups_json(k)),
             os(credits_json(k).as_deref()),
         ]
     }
@@ -252,7 +273,7 @@ impl D1Records {
         self.stmt(
             "UPDATE keys SET name = ?3, description = ?4, scopes = ?5, metadata = ?6, expires_at = ?7, \
              grace_until = ?8, status = ?9, revoked_at = ?10, superseded_by = ?11, version = ?12, write_token = ?13, \
-             ratelimit = ?15, credits = ?16 WHERE workspace = ?1 AND id = ?2 AND version = ?14 AND ?12 = ?14 + 1 \
+             ratelimit = ?15, groups = ?16, credits = ?17 WHERE workspace = ?1 AND id = ?2 AND version = ?14 AND ?12 = ?14 + 1 \
              AND (status IN ('active', 'disabled') OR (status = 'revoked' AND ?9 IN ('revoked', 'deleted')))",
             &[
                 s(&k.workspace),
@@ -270,6 +291,7 @@ impl D1Records {
                 s(tok),
                 n(expected as i64),
                 os(ratelimit_json(k).as_deref()),
+                s(&groups_json(k)),
                 os(credits_json(k).as_deref()),
             ],
         )
@@ -298,7 +320,7 @@ impl D1Records {
             .first()
             .and_then(|r| r.meta().ok().flatten())
             .and_then(|m| m.changes)
-            .ok_or_else(|| StoreError::Unavailable("D1 batch without a changed-row count".into()))?;
+            .ok_or_else(|| unavailable("D1 batch without a changed-row count".into()))?;
         Ok(if changes == 1 { Written::Applied } else { Written::Stale })
     }
 }
@@ -324,7 +346,7 @@ impl Records for D1Records {
         let ins = self.stmt(
             &format!(
                 "INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17, ?18, ?19, ?20)"
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
             ),
             &Self::key_args(key),
         )?;
@@ -358,7 +380,7 @@ impl Records for D1Records {
         let insert_new = self.stmt(
             &format!(
                 "INSERT INTO keys ({KEY_COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                 ?15, ?16, ?17, ?18, ?19, ?20 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?21 AND write_token = ?22)"
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?22 AND write_token = ?23)"
             ),
             &args,
         )?;
@@ -494,6 +516,54 @@ impl Records for D1Records {
         let aud = self.audit_stmt(audit, AuditGuard::PreviousChanged)?;
         let results = self.batch(vec![del, aud]).await?;
         Self::applied(&results)
+    }
+
+    async fn list_groups(&self, workspace: &str) -> StoreResult<Vec<Group>> {
+        let stmt = self.stmt(
+            "SELECT name, description, created_at FROM groups WHERE workspace = ?1 ORDER BY name",
+            &[s(workspace)],
+        )?;
+        Ok(self
+            .rows::<GroupRow>(stmt)
+            .await?
+            .into_iter()
+            .map(|r| Group {
+                name: r.name,
+                description: r.description,
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+
+    async fn insert_group(&self, workspace: &str, g: &Group, audit: &AuditEntry) -> StoreResult<()> {
+        let ins = self.stmt(
+            "INSERT INTO groups (workspace, name, description, created_at) VALUES (?1, ?2, ?3, ?4)",
+            &[s(workspace), s(&g.name), s(&g.description), n(g.created_at)],
+        )?;
+        self.batch(vec![ins, self.audit_stmt(audit, AuditGuard::Always)?])
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_group(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written> {
+        let del = self.stmt(
+            "DELETE FROM groups WHERE workspace = ?1 AND name = ?2",
+            &[s(workspace), s(name)],
+        )?;
+        let aud = self.audit_stmt(audit, AuditGuard::PreviousChanged)?;
+        let results = self.batch(vec![del, aud]).await?;
+        Self::applied(&results)
+    }
+
+    async fn group_members(&self, workspace: &str, name: &str, limit: u32) -> StoreResult<Vec<Key>> {
+        let stmt = self.stmt(
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM keys WHERE workspace = ?1 AND status != 'deleted' \
+                 AND EXISTS (SELECT 1 FROM json_each(keys.groups) WHERE value = ?2) ORDER BY id LIMIT ?3"
+            ),
+            &[s(workspace), s(name), n(i64::from(limit))],
+        )?;
+        self.rows::<KeyRow>(stmt).await?.into_iter().map(KeyRow::into_key).collect()
     }
 
     async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()> {

@@ -36,14 +36,15 @@ impl<'a> KvEdge<'a> {
     }
 
     fn store(&self) -> StoreResult<KvStore> {
-        self.env
-            .kv(BINDING)
-            .map_err(|e| StoreError::Unavailable(format!("KV binding {BINDING}: {e}")))
+        self.env.kv(BINDING).map_err(unavailable)
     }
 }
 
+/// Every KV failure is logged here, with its cause (the caller's answer says only what it left).
 fn unavailable(e: impl std::fmt::Debug) -> StoreError {
-    StoreError::Unavailable(format!("KV: {e:?}"))
+    let msg = format!("KV: {e:?}");
+    crate::log::error("kv-error", &msg);
+    StoreError::Unavailable(msg)
 }
 
 impl Edge for KvEdge<'_> {

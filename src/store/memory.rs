@@ -13,7 +13,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::{AuditEntry, AuditRow, Credits, Edge, Pending, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written};
+use super::{
+    AuditEntry, AuditRow, Credits, Edge, Group, KeyCursor, ListFilter, Pending, Preset, Records, StoreError, StoreResult,
+    Written,
+};
 use crate::core::credits::{Ledger, Op, Reply};
 use crate::core::hash::KeyHash;
 use crate::core::model::{Key, Liveness, Status};
@@ -109,6 +112,7 @@ impl Future for YieldOnce {
 pub struct RecordsState {
     pub keys: BTreeMap<String, Key>,
     pub presets: BTreeMap<(String, String), Preset>,
+    pub groups: BTreeMap<(String, String), Group>,
     pub audit: Vec<AuditRow>,
 }
 
@@ -366,6 +370,65 @@ impl Records for MemRecords {
                 }
                 st.audit(audit);
                 Ok(Written::Applied)
+            })
+            .await
+    }
+
+    async fn list_groups(&self, workspace: &str) -> StoreResult<Vec<Group>> {
+        self.faults
+            .call("records.list_groups", || {
+                Ok(self
+                    .state
+                    .borrow()
+                    .groups
+                    .iter()
+                    .filter(|((ws, _), _)| ws == workspace)
+                    .map(|(_, g)| g.clone())
+                    .collect())
+            })
+            .await
+    }
+
+    async fn insert_group(&self, workspace: &str, group: &Group, audit: &AuditEntry) -> StoreResult<()> {
+        self.faults
+            .call("records.insert_group", || {
+                let mut st = self.state.borrow_mut();
+                let k = (workspace.to_owned(), group.name.clone());
+                if st.groups.contains_key(&k) {
+                    return Err(StoreError::NameTaken);
+                }
+                st.groups.insert(k, group.clone());
+                st.audit(audit);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_group(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written> {
+        self.faults
+            .call("records.delete_group", || {
+                let mut st = self.state.borrow_mut();
+                if st.groups.remove(&(workspace.to_owned(), name.to_owned())).is_none() {
+                    return Ok(Written::Stale);
+                }
+                st.audit(audit);
+                Ok(Written::Applied)
+            })
+            .await
+    }
+
+    async fn group_members(&self, workspace: &str, name: &str, limit: u32) -> StoreResult<Vec<Key>> {
+        self.faults
+            .call("records.group_members", || {
+                Ok(self
+                    .state
+                    .borrow()
+                    .keys
+                    .values()
+                    .filter(|k| k.workspace == workspace && k.status != Status::Deleted && k.groups.iter().any(|g| g == name))
+                    .take(limit as usize)
+                    .cloned()
+                    .collect())
             })
             .await
     }

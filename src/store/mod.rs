@@ -66,6 +66,14 @@ pub struct Preset {
     pub scopes: ScopeSet,
 }
 
+/// A sharing group of a workspace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub description: String,
+    pub created_at: Millis,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListFilter {
     /// Every key but deleted ones.
@@ -126,6 +134,16 @@ pub trait Records {
         -> StoreResult<()>;
     /// Stale if there was no such preset.
     async fn delete_preset(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written>;
+
+    /// Name order.
+    async fn list_groups(&self, workspace: &str) -> StoreResult<Vec<Group>>;
+    /// Fails with NameTaken if the workspace has a group of that name.
+    async fn insert_group(&self, workspace: &str, group: &Group, audit: &AuditEntry) -> StoreResult<()>;
+    /// Stale if there was no such group. Member keys keep the name until they are updated (the
+    /// caller removes it from each, through the key write protocol).
+    async fn delete_group(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written>;
+    /// Keys of the workspace (not deleted) that list the group, at most `limit`, by id.
+    async fn group_members(&self, workspace: &str, name: &str, limit: u32) -> StoreResult<Vec<Key>>;
 
     async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()>;
     /// Newest first; `before_id` is the id of the last row of the previous page.

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::http1::{read_body, read_head};
 use crate::origin::EchoOrigin;
 use crate::util::random_hex;
+use crate::wrangler::LocalD1;
 
 /// Prefixes a trial failure with what was being checked.
 pub trait Context<T> {
@@ -60,6 +61,15 @@ impl Resp {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body with this answer's request id (X-Request-Id, also in a problem's `instance`)
+    /// replaced by `<request-id>`: answers that must be identical are identical apart from it.
+    pub fn text_without_request_id(&self) -> String {
+        match self.header("x-request-id") {
+            Some(id) if !id.is_empty() => self.text().replace(id, "<request-id>"),
+            _ => self.text(),
+        }
     }
 
     /// The exchange, for failure messages (long bodies cut).
@@ -122,6 +132,14 @@ impl Resp {
             }
             _ => {}
         }
+        // Every problem names its request (RFC 9457 `instance`), the one in X-Request-Id.
+        let rid = self.header("x-request-id").unwrap_or_default();
+        if problem["instance"] != format!("urn:keyward:request:{rid}") {
+            return Err(self.fail(format!(
+                "problem instance {} does not name the request id {rid:?}",
+                problem["instance"]
+            )));
+        }
         if problem["status"].as_u64() != Some(u64::from(self.status)) {
             return Err(self.fail(format!(
                 "problem member status is {}, not the HTTP status",
@@ -151,6 +169,8 @@ pub struct Ctx {
     /// TEST_ORIGIN_URL's echo origin: requests made with test keys arrive here.
     pub test_origin: Option<EchoOrigin>,
     pub log_path: PathBuf,
+    /// The local D1 database behind the worker (to break it on purpose).
+    pub d1: LocalD1,
     agent: ureq::Agent,
     workspace_seq: AtomicU32,
     run_tag: String,
@@ -167,6 +187,39 @@ pub struct Ctx {
 pub fn client_address() -> String {
     let h = random_hex(4);
     format!("2001:db8::{}:{}", &h[..4], &h[4..])
+}
+
+/// Every answer keyward gives itself carries X-Request-Id (those from the echo origin need not).
+fn expect_request_id(resp: &Resp) -> Result<(), Failed> {
+    if resp.header("x-echo-origin").is_some() || resp.header("x-request-id").is_some_and(|v| !v.is_empty()) {
+        return Ok(());
+    }
+    Err(resp.fail("keyward's answer has no X-Request-Id".into()))
+}
+
+/// Every answer from keyward's own routes must be one docs/openapi.json describes for the
+/// operation, and every refusal the gateway gives itself one its `x-keyward-gateway` lists (an
+/// answer from the echo origin is the origin's business).
+fn check_contract(method: &str, path: &str, resp: &Resp) -> Result<(), Failed> {
+    let route = path.split(['?', '#']).next().unwrap_or_default();
+    if route == "/admin/v1/_conformance" {
+        // The test deployments' storage-contract route, not part of the API.
+        return Ok(());
+    }
+    if matches!(route, "/admin/" | "/admin/admin.js" | "/admin/admin.css") {
+        // The admin page's static files (web/admin/), not API operations.
+        return Ok(());
+    }
+    let own = route.starts_with("/admin/") || route == "/v1/keys/verify" || route == "/openapi.json";
+    let contract = crate::openapi::contract();
+    let checked = if own {
+        contract.check(method, route, resp.status, &resp.headers, &resp.body)
+    } else if resp.header("x-echo-origin").is_none() {
+        contract.check_gateway(resp.status, &resp.headers, &resp.body)
+    } else {
+        Ok(())
+    };
+    checked.map_err(|e| resp.fail(format!("the answer differs from docs/openapi.json:\n{e}")))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -209,13 +262,14 @@ pub fn set_of(items: &[&str]) -> BTreeSet<String> {
 }
 
 impl Ctx {
-    pub fn new(base: String, admin_token: String, origin: EchoOrigin, log_path: PathBuf) -> Self {
+    pub fn new(base: String, admin_token: String, origin: EchoOrigin, log_path: PathBuf, d1: LocalD1) -> Self {
         Ctx {
             base,
             admin_token,
             origin,
             test_origin: None,
             log_path,
+            d1,
             agent: ureq::AgentBuilder::new()
                 .timeout_connect(Duration::from_secs(5))
                 .timeout(Duration::from_secs(60))
@@ -277,6 +331,8 @@ impl Ctx {
             body,
         };
         self.note_leaks(method, path, &resp);
+        expect_request_id(&resp)?;
+        check_contract(method, path, &resp)?;
         Ok(resp)
     }
 
@@ -315,7 +371,34 @@ impl Ctx {
             body,
         };
         self.note_leaks(method, path, &resp);
+        expect_request_id(&resp)?;
+        check_contract(method, path, &resp)?;
         Ok(resp)
+    }
+
+    /// keyward's JSON log lines (see src/log.rs) about request `request_id`, waiting up to 10 s
+    /// for at least `at_least` of them to reach wrangler's log.
+    pub fn log_lines(&self, request_id: &str, at_least: usize) -> Result<Vec<Value>, Failed> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(&self.log_path)
+                .map_err(|e| format!("cannot read the wrangler log {}: {e}", self.log_path.display()))?;
+            let lines: Vec<Value> = log
+                .lines()
+                .filter(|l| l.contains(request_id))
+                // wrangler prints console.error lines between colour codes: read the one JSON
+                // object from the first `{` and ignore what follows it.
+                .filter_map(|l| {
+                    let json = &l[l.find('{')?..];
+                    serde_json::Deserializer::from_str(json).into_iter::<Value>().next()?.ok()
+                })
+                .filter(|v| v["request_id"] == request_id)
+                .collect();
+            if lines.len() >= at_least || std::time::Instant::now() > deadline {
+                return Ok(lines);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// A gateway request with `Authorization: Bearer <key>`.
@@ -412,6 +495,12 @@ impl Ctx {
             map.remove("key");
         }
         Ok((key, obj))
+    }
+
+    /// A secret handed out to someone else (the browser test reads them from the page), so the
+    /// final check looks for it too.
+    pub fn remember_secret(&self, secret: String) {
+        lock(&self.secrets).push(secret);
     }
 
     /// Every secret handed out so far.

@@ -36,6 +36,8 @@ macro_rules! ensure_eq {
 mod cases;
 mod client;
 mod http1;
+#[path = "../support/openapi.rs"]
+mod openapi;
 mod origin;
 mod util;
 mod wrangler;
@@ -96,7 +98,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut ctx = Ctx::new(dev.base_url(), admin_token, origin, dev.log_path().to_owned());
+    let mut ctx = Ctx::new(dev.base_url(), admin_token, origin, dev.log_path().to_owned(), dev.d1());
     ctx.test_origin = Some(test_origin);
     let ctx = Arc::new(ctx);
     let trials = cases::ALL

@@ -38,7 +38,46 @@ pub struct WranglerDev {
     watchdog: Option<Child>,
     base_url: String,
     log_path: PathBuf,
+    d1: LocalD1,
     stopped: bool,
+}
+
+/// The local D1 database the running wrangler dev serves, for cases that break it on purpose
+/// (`wrangler d1 execute --local` on the same state directory, while dev runs).
+#[derive(Clone)]
+pub struct LocalD1 {
+    root: PathBuf,
+    wrangler: PathBuf,
+    config: PathBuf,
+    state_dir: PathBuf,
+    env: Vec<(&'static str, OsString)>,
+}
+
+impl LocalD1 {
+    /// Runs `sql` (one or more statements); Err with wrangler's output when it fails.
+    pub fn execute(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(&self.wrangler)
+            .args(["d1", "execute", "DB", "--local", "--config"])
+            .arg(&self.config)
+            .arg("--persist-to")
+            .arg(&self.state_dir)
+            .args(["--command", sql])
+            .current_dir(&self.root)
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.wrangler.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("`wrangler d1 execute` failed ({}):\n{text}", out.status))
+        }
+    }
 }
 
 /// The environment of scripts/env.sh, for commands run from `root`.
@@ -203,6 +242,13 @@ impl WranglerDev {
                 watchdog: None,
                 base_url: format!("http://127.0.0.1:{port}"),
                 log_path,
+                d1: LocalD1 {
+                    root: root.to_owned(),
+                    wrangler: wrangler.clone(),
+                    config: config.clone(),
+                    state_dir: state_dir.clone(),
+                    env: env.clone(),
+                },
                 stopped: false,
                 child,
             };
@@ -224,6 +270,10 @@ impl WranglerDev {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    pub fn d1(&self) -> LocalD1 {
+        self.d1.clone()
     }
 
     fn fail(&self, msg: String) -> String {

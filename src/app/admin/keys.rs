@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 
-use super::{presets, Admin};
+use super::{groups, presets, Admin};
 use crate::app::{credits as app_credits, sync};
 use crate::core::credits::{self, KeyCredits, Op, Refill, Reply};
 use crate::core::hash::KeyHash;
@@ -38,6 +38,7 @@ struct CreateBody {
     ratelimit: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     environment: Option<Value>,
+    groups: Option<Vec<String>>,
     /// `{remaining, refill: {amount, interval} | null}` or null: a cap on top of the workspace's.
     #[serde(default, deserialize_with = "present")]
     credits: Option<Value>,
@@ -57,6 +58,7 @@ struct UpdateBody {
     /// Refused with a clear message: the environment is part of the secret's prefix.
     #[serde(default, deserialize_with = "present")]
     environment: Option<Value>,
+    groups: Option<Vec<String>>,
     /// A new cap (replacing the count), or null to remove it.
     #[serde(default, deserialize_with = "present")]
     credits: Option<Value>,
@@ -83,6 +85,7 @@ pub fn key_json(k: &Key, now: Millis, catalog: &Catalog) -> Value {
         "description": k.description,
         "scopes": catalog.strings(&k.scopes),
         "environment": k.environment.as_str(),
+        "groups": k.groups,
         "preview": k.preview,
         "status": k.status_label(now),
         "created_at": format_rfc3339(k.created_at),
@@ -270,6 +273,9 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         None => None,
         Some(v) => parse_credits(v)?,
     };
+    let groups = validate::groups(body.groups.as_deref().unwrap_or_default()).field("groups")?;
+    a.ensure_member_of(&groups)?;
+    groups::check_exist(a, &groups).await?;
 
     let (secret, hash, id) = mint(a, environment)?;
     // The cap is named after the key it is first set on.
@@ -285,6 +291,7 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         hash,
         preview: secret.preview(),
         environment,
+        groups,
         scopes,
         metadata,
         created_at: a.now,
@@ -303,12 +310,14 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         "name": key.name,
         "scopes": a.show_scopes(&key.scopes),
         "environment": environment.as_str(),
+        "groups": key.groups,
         "expires_at": expires_at.map(format_rfc3339),
     });
     if cap.is_some() {
         detail["credits"] = credits_detail(cap);
     }
     sync::create(a.app, &key, &a.audit("key.create", Some(&key.id), detail), a.now).await?;
+    groups::ensure_groups_exist(a, &key).await?;
     Ok(created(a, &key, &secret, None).await)
 }
 
@@ -411,6 +420,19 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         after.ratelimit = a.app.st.policy.tiers.parse(v).field("ratelimit")?;
         changed.push("ratelimit");
     }
+    if let Some(g) = &body.groups {
+        let groups = validate::groups(g).field("groups")?;
+        let touched: Vec<String> = groups
+            .iter()
+            .filter(|x| !before.groups.contains(x))
+            .chain(before.groups.iter().filter(|x| !groups.contains(x)))
+            .cloned()
+            .collect();
+        a.ensure_member_of(&touched)?;
+        groups::check_exist(a, &groups).await?;
+        after.groups = groups;
+        changed.push("groups");
+    }
     let mut cap = None;
     if let Some(v) = &body.credits {
         cap = parse_credits(v)?;
@@ -424,13 +446,13 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     if changed.is_empty() {
         return Err(ApiError::field(
             "body",
-            "nothing to change: give name, description, scopes, expires, metadata, ratelimit or credits",
+            "nothing to change: give name, description, scopes, expires, metadata, ratelimit, groups or credits",
         ));
     }
     if let (Some((remaining, refill)), Some(c)) = (cap, &after.credits) {
         set_cap(a, &c.counter, remaining, refill, "nothing was changed").await?;
     }
-    let mut detail = json!({"changed": changed, "scopes": a.show_scopes(&after.scopes), "expires_at": after.expires_at.map(format_rfc3339)});
+    let mut detail = json!({"changed": changed, "scopes": a.show_scopes(&after.scopes), "groups": after.groups, "expires_at": after.expires_at.map(format_rfc3339)});
     if body.credits.is_some() {
         detail["credits"] = credits_detail(cap);
     }
@@ -442,6 +464,7 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         a.now,
     )
     .await?;
+    groups::ensure_groups_exist(a, &after).await?;
     Ok(Response::json(200, &json_of(a, &after).await))
 }
 
@@ -522,8 +545,9 @@ pub async fn rotate<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
             });
         }
     }
-    // The new secret carries the old key's powers, so the caller must hold them.
+    // The new secret carries the old key's powers and groups, so the caller must hold them.
     a.ensure_can_grant(&old.scopes)?;
+    a.ensure_member_of(&old.groups)?;
     // Some only when the caller asked for a grace period.
     let grace =
         validate::grace_deadline(body.grace_until.as_deref(), body.grace_seconds, None, a.now).field("grace")?;
@@ -572,5 +596,6 @@ pub async fn rotate<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         a.now,
     )
     .await?;
+    groups::ensure_groups_exist(a, &new).await?;
     Ok(created(a, &new, &secret, warning).await)
 }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod credits;
+mod groups;
 mod keys;
 mod presets;
 mod reconcile;
@@ -38,6 +39,8 @@ pub enum Actor {
         expires_at: Option<Millis>,
         /// A test key may only issue and change test keys.
         environment: Environment,
+        /// A key may only add keys to (or remove them from) groups it belongs to.
+        groups: Vec<String>,
     },
 }
 
@@ -106,6 +109,17 @@ impl<R: Records, E: Edge> Admin<'_, R, E> {
             Ok(())
         } else {
             Err(ApiError::Outranked { scopes: missing })
+        }
+    }
+
+    /// A key may only put keys into, or take them out of, groups it belongs to itself (root: any).
+    pub fn ensure_member_of(&self, groups: &[String]) -> ApiResult<()> {
+        let Actor::Key { groups: own, .. } = &self.actor else {
+            return Ok(());
+        };
+        match groups.iter().find(|g| !own.contains(g)) {
+            None => Ok(()),
+            Some(g) => Err(ApiError::GroupForbidden { group: g.clone() }),
         }
     }
 
@@ -182,6 +196,7 @@ async fn authenticate<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, no
                 scopes: e.scopes.clone(),
                 expires_at: e.expires_at,
                 environment: e.environment,
+                groups: e.group_names().map(str::to_owned).collect(),
             }),
             (Outcome::InsufficientScope(_), _) => Err(ApiError::InsufficientScope {
                 scope_attr: app.st.policy.catalog.joined(&required),
@@ -219,13 +234,125 @@ async fn conformance<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Resp
     Ok(Response::json(200, &serde_json::json!({ "results": items })))
 }
 
+/// An admin operation; `ROUTES` says where it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    CreateKey,
+    ListKeys,
+    GetKey,
+    UpdateKey,
+    DeleteKey,
+    RevokeKey,
+    RotateKey,
+    DeactivateKey,
+    ReactivateKey,
+    ListPresets,
+    CreatePreset,
+    DeletePreset,
+    ListGroups,
+    CreateGroup,
+    DeleteGroup,
+    ListAudit,
+    GetCredits,
+    TopUpCredits,
+    Reconcile,
+}
+
+/// One admin route. `path` is an OpenAPI path template: `{name}` matches one path segment, which
+/// is handed to the handler. `operation_id` is the operation's id in docs/openapi.json.
+pub struct AdminRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    op: Op,
+}
+
+const fn route(method: &'static str, path: &'static str, operation_id: &'static str, op: Op) -> AdminRoute {
+    AdminRoute {
+        method,
+        path,
+        operation_id,
+        op,
+    }
+}
+
+/// Every admin route, and the only place that says which exist: dispatch, 405s and their
+/// `Allow` header come from it, and a native test checks it against docs/openapi.json both ways.
+pub const ROUTES: &[AdminRoute] = &[
+    route("POST", "/admin/v1/keys", "createKey", Op::CreateKey),
+    route("GET", "/admin/v1/keys", "listKeys", Op::ListKeys),
+    route("GET", "/admin/v1/keys/{id}", "getKey", Op::GetKey),
+    route("PATCH", "/admin/v1/keys/{id}", "updateKey", Op::UpdateKey),
+    route("DELETE", "/admin/v1/keys/{id}", "deleteKey", Op::DeleteKey),
+    route("POST", "/admin/v1/keys/{id}/revoke", "revokeKey", Op::RevokeKey),
+    route("POST", "/admin/v1/keys/{id}/rotate", "rotateKey", Op::RotateKey),
+    route(
+        "POST",
+        "/admin/v1/keys/{id}/deactivate",
+        "deactivateKey",
+        Op::DeactivateKey,
+    ),
+    route(
+        "POST",
+        "/admin/v1/keys/{id}/reactivate",
+        "reactivateKey",
+        Op::ReactivateKey,
+    ),
+    route("GET", "/admin/v1/presets", "listPresets", Op::ListPresets),
+    route("POST", "/admin/v1/presets", "createPreset", Op::CreatePreset),
+    route("DELETE", "/admin/v1/presets/{name}", "deletePreset", Op::DeletePreset),
+    route("GET", "/admin/v1/groups", "listGroups", Op::ListGroups),
+    route("POST", "/admin/v1/groups", "createGroup", Op::CreateGroup),
+    route("DELETE", "/admin/v1/groups/{name}", "deleteGroup", Op::DeleteGroup),
+    route("GET", "/admin/v1/audit", "listAudit", Op::ListAudit),
+    route("GET", "/admin/v1/credits", "getCredits", Op::GetCredits),
+    route("POST", "/admin/v1/credits", "topUpCredits", Op::TopUpCredits),
+    route("POST", "/admin/v1/reconcile", "reconcile", Op::Reconcile),
+];
+
+/// The test deployments' storage-contract route; not part of the API (not in ROUTES or the
+/// OpenAPI document), answered only when enabled and only to root.
+const CONFORMANCE_PATH: &str = "/admin/v1/_conformance";
+
+/// `Some(parameter)` ("" if the template has none) when `path` fits `template` segment by segment.
+fn match_template<'p>(template: &str, path: &'p str) -> Option<&'p str> {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    let mut param = "";
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(param),
+            (Some(ts), Some(ps)) if ts.starts_with('{') => param = ps,
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The operation `method` + `path` names, with its path parameter; a known path under another
+/// method is a 405 that lists the methods it has.
+fn resolve<'p>(method: &str, path: &'p str) -> ApiResult<(Op, &'p str)> {
+    let mut allow: Vec<&str> = Vec::new();
+    for r in ROUTES {
+        if let Some(param) = match_template(r.path, path) {
+            if r.method == method {
+                return Ok((r.op, param));
+            }
+            allow.push(r.method);
+        }
+    }
+    if allow.is_empty() {
+        Err(ApiError::NotFound("admin route"))
+    } else {
+        Err(ApiError::MethodNotAllowed(allow.join(", ")))
+    }
+}
+
 pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now: Millis) -> ApiResult<Response> {
     let actor = authenticate(app, req, now).await?;
     let query = query_pairs(&req.url);
     let requested = query.iter().find(|(k, _)| k == "workspace").map(|(_, v)| v.as_str());
     let workspace = resolve_workspace(&actor, requested)?;
     let path = req.path();
-    let segs: Vec<&str> = path.trim_start_matches("/admin/v1/").split('/').collect();
     let a = Admin {
         app,
         actor_label: actor.label(),
@@ -235,37 +362,33 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
         query,
         req,
     };
-    match (req.method.as_str(), segs.as_slice()) {
-        ("POST", ["keys"]) => keys::create(&a).await,
-        ("GET", ["keys"]) => keys::list(&a).await,
-        ("GET", ["keys", id]) => keys::get(&a, id).await,
-        ("PATCH", ["keys", id]) => keys::update(&a, id).await,
-        ("DELETE", ["keys", id]) => keys::delete(&a, id).await,
-        ("POST", ["keys", id, "revoke"]) => keys::revoke(&a, id).await,
-        ("POST", ["keys", id, "rotate"]) => keys::rotate(&a, id).await,
-        ("POST", ["keys", id, "deactivate"]) => keys::set_active(&a, id, false).await,
-        ("POST", ["keys", id, "reactivate"]) => keys::set_active(&a, id, true).await,
-        ("GET", ["presets"]) => presets::list(&a).await,
-        ("POST", ["presets"]) => presets::create(&a).await,
-        ("DELETE", ["presets", name]) => presets::delete(&a, name).await,
-        ("GET", ["audit"]) => audit::list(&a).await,
-        ("GET", ["credits"]) => credits::get(&a).await,
-        ("POST", ["credits"]) => credits::top_up(&a).await,
-        ("POST", ["reconcile"]) => reconcile::run(&a).await,
-        ("POST", ["_conformance"]) if app.st.config.conformance_route && matches!(a.actor, Actor::Root) => {
-            conformance(&a).await
-        }
-        (
-            _,
-            ["keys"]
-            | ["keys", _]
-            | ["keys", _, "revoke" | "rotate" | "deactivate" | "reactivate"]
-            | ["presets"]
-            | ["presets", _]
-            | ["audit"]
-            | ["credits"]
-            | ["reconcile"],
-        ) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound("admin route")),
+    if req.method == "POST"
+        && path == CONFORMANCE_PATH
+        && app.st.config.conformance_route
+        && matches!(a.actor, Actor::Root)
+    {
+        return conformance(&a).await;
+    }
+    let (op, param) = resolve(&req.method, path)?;
+    match op {
+        Op::CreateKey => keys::create(&a).await,
+        Op::ListKeys => keys::list(&a).await,
+        Op::GetKey => keys::get(&a, param).await,
+        Op::UpdateKey => keys::update(&a, param).await,
+        Op::DeleteKey => keys::delete(&a, param).await,
+        Op::RevokeKey => keys::revoke(&a, param).await,
+        Op::RotateKey => keys::rotate(&a, param).await,
+        Op::DeactivateKey => keys::set_active(&a, param, false).await,
+        Op::ReactivateKey => keys::set_active(&a, param, true).await,
+        Op::ListPresets => presets::list(&a).await,
+        Op::CreatePreset => presets::create(&a).await,
+        Op::DeletePreset => presets::delete(&a, param).await,
+        Op::ListGroups => groups::list(&a).await,
+        Op::CreateGroup => groups::create(&a).await,
+        Op::DeleteGroup => groups::delete(&a, param).await,
+        Op::ListAudit => audit::list(&a).await,
+        Op::GetCredits => credits::get(&a).await,
+        Op::TopUpCredits => credits::top_up(&a).await,
+        Op::Reconcile => reconcile::run(&a).await,
     }
 }

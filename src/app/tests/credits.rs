@@ -21,7 +21,7 @@ use crate::store::memory::FaultMode;
 async fn gateway_async(w: &World, method: &str, path: &str, key: &str) -> Result<(), ApiError> {
     let head = Head::new(format!("{method}\nhttps://kw.test{path}\n192.0.2.1\nBearer {key}"));
     match gateway::prepare(&w.st.policy, &w.st.config.keys, &head)? {
-        Prepared::Public => Ok(()),
+        Prepared::Public(_) => Ok(()),
         Prepared::Keyed(hash, route) => {
             let entry = lookup::entry(&w.st, &w.edge, &hash, w.now()).await?;
             let e = gateway::authorize(route, entry, w.now())?;

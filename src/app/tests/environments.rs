@@ -36,8 +36,8 @@ fn keys_are_live_by_default_and_test_on_request() {
 
     // The environment reaches the origin as the identity's last line, and the verify API.
     let id = |s: &str| gateway(&w, "GET", "/projects/1", Some(&format!("Bearer {s}"))).unwrap();
-    assert!(id(live_secret).ends_with("\nprojects:viewer\nlive"), "{}", id(live_secret));
-    assert!(id(test_secret).ends_with("\nprojects:viewer\ntest"), "{}", id(test_secret));
+    assert!(id(live_secret).ends_with("\nprojects:viewer\nlive\n"), "{}", id(live_secret));
+    assert!(id(test_secret).ends_with("\nprojects:viewer\ntest\n"), "{}", id(test_secret));
     assert_eq!(verify(&w, test_secret, &[])["environment"], "test");
     assert_eq!(verify(&w, live_secret, &[])["environment"], "live");
 
@@ -152,7 +152,7 @@ fn prepared_keyed(w: &World, secret: &str) -> Result<bool, u16> {
     let head = Head::new(format!("GET\nhttps://kw.test/projects/1\n192.0.2.1\nBearer {secret}"));
     match gw::prepare(&w.st.policy, &w.st.config.keys, &head) {
         Ok(Prepared::Keyed(..)) => Ok(true),
-        Ok(Prepared::Public) => Ok(false),
+        Ok(Prepared::Public(_)) => Ok(false),
         Err(e) => Err(e.status()),
     }
 }
@@ -217,7 +217,7 @@ fn a_dotted_scope_format_is_parsed_granted_and_forwarded_in_that_form() {
     assert_eq!(v["scopes"], json!(["org.admin", "org.member", "trace.read"]));
     let auth = format!("Bearer {}", v["key"].as_str().unwrap());
     let id = gateway(&w, "GET", "/traces", Some(&auth)).unwrap();
-    assert!(id.ends_with("\norg.admin org.member trace.read\nlive"), "{id}");
+    assert!(id.ends_with("\norg.admin org.member trace.read\nlive\n"), "{id}");
     assert!(gateway(&w, "GET", "/org", Some(&auth)).is_ok(), "admin implies member");
     assert!(gateway(&w, "DELETE", "/org", Some(&auth)).is_ok());
     assert_eq!(gateway(&w, "POST", "/traces", Some(&auth)), Err((403, "insufficient-scope".into())));
@@ -277,4 +277,115 @@ fn a_role_its_resource_does_not_have_is_refused_with_400() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json_body()["scopes"], json!(["org.member"]));
     w.assert_edge_within_record(&hash, "after narrowing a custom role");
+}
+
+fn groups_of(w: &World, id: &str) -> Vec<String> {
+    w.key(id).groups
+}
+
+#[test]
+fn sharing_groups_are_forwarded_and_deleting_one_removes_it_from_keys() {
+    let w = World::new();
+    for g in ["design", "ops"] {
+        let r = w.admin("POST", "/admin/v1/groups", Some(json!({"name": g, "description": "team"})));
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let r = w.admin("POST", "/admin/v1/groups", Some(json!({"name": "ops"})));
+    assert_eq!((r.status, problem_type(&r)), (409, "name-conflict".into()));
+    for bad in ["", "Ops", "a", "o p", "ops!"] {
+        let r = w.admin("POST", "/admin/v1/groups", Some(json!({"name": bad})));
+        assert_eq!(r.status, 400, "{bad:?}");
+    }
+    let list = w.admin("GET", "/admin/v1/groups", None).json_body();
+    let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["design", "ops"]);
+
+    // Unknown groups are refused; groups are sorted and deduplicated.
+    let r = create(&w, ROOT, json!({"name": "member", "scopes": ["projects:viewer"], "groups": ["nope"]}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("unknown group 'nope'"), "{}", r.body);
+    let r = create(&w, ROOT, json!({"name": "member", "scopes": ["projects:viewer"], "groups": ["ops", "design", "ops"]}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = r.json_body();
+    assert_eq!(v["groups"], json!(["design", "ops"]));
+    let id = v["id"].as_str().unwrap().to_owned();
+    let secret = v["key"].as_str().unwrap().to_owned();
+    let hash = hash_of(&secret);
+    let auth = format!("Bearer {secret}");
+    assert!(gateway(&w, "GET", "/projects/1", Some(&auth)).unwrap().ends_with("\nlive\ndesign ops"));
+    assert_eq!(verify(&w, &secret, &[])["groups"], json!(["design", "ops"]));
+
+    // Deleting a group takes it off the key in the record and at the edge at once.
+    let r = w.admin("DELETE", "/admin/v1/groups/design", None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(groups_of(&w, &id), ["ops"]);
+    assert_eq!(w.edge.record(&hash).unwrap().groups, ["ops"]);
+    assert!(gateway(&w, "GET", "/projects/1", Some(&auth)).unwrap().ends_with("\nlive\nops"));
+    assert_eq!(w.admin("DELETE", "/admin/v1/groups/design", None).status, 404);
+    let audit = w.admin("GET", "/admin/v1/audit?limit=100", None).json_body();
+    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"group.delete") && actions.contains(&"group.create"), "{actions:?}");
+
+    // PATCH replaces the memberships; leaving a group narrows the key (edge first).
+    let r = w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"groups": []})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json_body()["groups"], json!([]));
+    assert!(w.key(&id).groups.is_empty());
+    w.assert_consistent("after groups changes");
+}
+
+#[test]
+fn a_key_admin_changes_memberships_only_of_its_own_groups() {
+    let w = World::new();
+    for g in ["design", "ops"] {
+        assert_eq!(w.admin("POST", "/admin/v1/groups", Some(json!({"name": g}))).status, 201);
+    }
+    let r = create(&w, ROOT, json!({"name": "design admin", "scopes": ["keys:admin", "projects:*"], "groups": ["design"]}));
+    let admin = r.json_body()["key"].as_str().unwrap().to_owned();
+    let r = create(&w, &admin, json!({"name": "in design", "scopes": ["projects:viewer"], "groups": ["design"]}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json_body()["id"].as_str().unwrap().to_owned();
+    let r = create(&w, &admin, json!({"name": "in ops", "scopes": ["projects:viewer"], "groups": ["ops"]}));
+    assert_eq!((r.status, problem_type(&r)), (403, "group-forbidden".into()), "{}", r.body);
+    let r = w.call(admin_req("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"groups": ["design", "ops"]})), &admin));
+    assert_eq!(r.status, 403);
+    let (ops_id, _) = {
+        let r = create(&w, ROOT, json!({"name": "ops key", "scopes": ["projects:viewer"], "groups": ["ops"]}));
+        (r.json_body()["id"].as_str().unwrap().to_owned(), ())
+    };
+    // Removing a key from a group the admin is not in is refused too; so is deleting that group.
+    let r = w.call(admin_req("PATCH", &format!("/admin/v1/keys/{ops_id}"), Some(json!({"groups": []})), &admin));
+    assert_eq!(r.status, 403);
+    let r = w.call(admin_req("DELETE", "/admin/v1/groups/ops", None, &admin));
+    assert_eq!(r.status, 403);
+    assert_eq!(groups_of(&w, &ops_id), ["ops"]);
+    let r = w.call(admin_req("POST", &format!("/admin/v1/keys/{ops_id}/rotate"), None, &admin));
+    assert_eq!(r.status, 403, "rotating mints a new key in the group: {}", r.body);
+}
+
+#[test]
+fn a_group_deleted_while_a_key_joins_it_does_not_stay_on_the_key() {
+    // Every interleaving of "PATCH key into group" with "DELETE group": afterwards no key lists
+    // a group that does not exist, in the record or at the edge.
+    use super::races::{drive, for_every_schedule, Call};
+    let runs = for_every_schedule(|prefix| {
+        let w = World::new();
+        assert_eq!(w.admin("POST", "/admin/v1/groups", Some(json!({"name": "ops"}))).status, 201);
+        let (id, secret) = w.create_key("joiner", &["projects:viewer"]);
+        let hash = hash_of(&secret);
+        w.faults.set_yielding(true);
+        let join = admin_req("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"groups": ["ops"]})), ROOT);
+        let del = admin_req("DELETE", "/admin/v1/groups/ops", None, ROOT);
+        let calls: [Option<Call<'_>>; 2] = [Some(Box::pin(w.call_async(join))), Some(Box::pin(w.call_async(del)))];
+        let (choices, answers) = drive(calls, prefix);
+        w.faults.set_yielding(false);
+        let [Some(a), Some(b)] = answers else { panic!("both calls finish") };
+        assert_eq!(b.status, 204, "{choices:?} delete: {}", b.body);
+        assert!([200, 400, 409].contains(&a.status), "{choices:?} join: {} {}", a.status, a.body);
+        assert!(w.key(&id).groups.is_empty(), "{choices:?}: the record keeps a deleted group");
+        assert!(w.edge.record(&hash).unwrap().groups.is_empty(), "{choices:?}: the edge keeps a deleted group");
+        w.assert_consistent(&format!("{choices:?}"));
+        choices
+    });
+    assert!(runs > 10, "{runs} schedules");
 }

@@ -11,11 +11,11 @@ use super::faults::{check_answer, request, seed, Op};
 use super::*;
 use crate::core::model::Status;
 
-type Call<'a> = Pin<Box<dyn Future<Output = Response> + 'a>>;
+pub(super) type Call<'a> = Pin<Box<dyn Future<Output = Response> + 'a>>;
 
 /// Runs `a` and `b` to completion, choosing at each step by `prefix`, then 0 (first call);
 /// returns the branch choices made (to enumerate the rest) and both answers.
-fn drive(mut calls: [Option<Call<'_>>; 2], prefix: &[u8]) -> (Vec<u8>, [Option<Response>; 2]) {
+pub(super) fn drive(mut calls: [Option<Call<'_>>; 2], prefix: &[u8]) -> (Vec<u8>, [Option<Response>; 2]) {
     let mut cx = Context::from_waker(Waker::noop());
     let mut out: [Option<Response>; 2] = [None, None];
     let mut choices = Vec::new();
@@ -40,24 +40,14 @@ fn drive(mut calls: [Option<Call<'_>>; 2], prefix: &[u8]) -> (Vec<u8>, [Option<R
     (choices, out)
 }
 
-/// Explores every interleaving of `a` and `b` (depth-first over the scheduler's choices).
-fn explore(a: Op, b: Op) -> usize {
-    // Seeded once; every run starts from a copy of the same stores.
-    let w0 = World::new();
-    let s = seed(&w0);
-    let (records0, edge0, now0) = (w0.records.snapshot(), w0.edge.snapshot(), w0.now());
+/// Runs `one` once per interleaving, depth-first over the scheduler's choices: `one` gets the
+/// prefix of choices to follow and returns the choices `drive` made; the number of runs.
+pub(super) fn for_every_schedule(mut one: impl FnMut(&[u8]) -> Vec<u8>) -> usize {
     let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
     let mut runs = 0;
     while let Some(prefix) = stack.pop() {
         runs += 1;
-        let w = World::new();
-        w.records.restore(records0.clone());
-        w.edge.restore(edge0.clone());
-        w.now.set(now0);
-        w.faults.set_yielding(true);
-        let (ra, rb) = (request(a, &s), request(b, &s));
-        let calls: [Option<Call<'_>>; 2] = [Some(Box::pin(w.call_async(ra))), Some(Box::pin(w.call_async(rb)))];
-        let (choices, answers) = drive(calls, &prefix);
+        let choices = one(&prefix);
         for i in prefix.len()..choices.len() {
             if choices[i] == 0 {
                 let mut alt = choices[..i].to_vec();
@@ -65,6 +55,25 @@ fn explore(a: Op, b: Op) -> usize {
                 stack.push(alt);
             }
         }
+    }
+    runs
+}
+
+/// Explores every interleaving of `a` and `b` (depth-first over the scheduler's choices).
+fn explore(a: Op, b: Op) -> usize {
+    // Seeded once; every run starts from a copy of the same stores.
+    let w0 = World::new();
+    let s = seed(&w0);
+    let (records0, edge0, now0) = (w0.records.snapshot(), w0.edge.snapshot(), w0.now());
+    for_every_schedule(|prefix| {
+        let w = World::new();
+        w.records.restore(records0.clone());
+        w.edge.restore(edge0.clone());
+        w.now.set(now0);
+        w.faults.set_yielding(true);
+        let (ra, rb) = (request(a, &s), request(b, &s));
+        let calls: [Option<Call<'_>>; 2] = [Some(Box::pin(w.call_async(ra))), Some(Box::pin(w.call_async(rb)))];
+        let (choices, answers) = drive(calls, prefix);
         w.faults.set_yielding(false);
         let ctx = format!("{a:?} || {b:?}, schedule {choices:?}");
         let mut secrets = s.secrets.clone();
@@ -110,8 +119,8 @@ fn explore(a: Op, b: Op) -> usize {
                 .values()
                 .all(|x| x.id != s.id || x.status == Status::Deleted));
         }
-    }
-    runs
+        choices
+    })
 }
 
 const RACERS: [Op; 9] = [

@@ -27,7 +27,7 @@ pub(super) fn gateway(w: &World, method: &str, path: &str, auth: Option<&str>) -
     };
     let res = block_on(async {
         match gateway::prepare(&w.st.policy, &w.st.config.keys, &head)? {
-            Prepared::Public => Ok(String::new()),
+            Prepared::Public(_) => Ok(String::new()),
             Prepared::Keyed(hash, route) => {
                 let entry = lookup::entry(&w.st, &w.edge, &hash, w.now()).await?;
                 gateway::authorize(route, entry, w.now()).map(|e| e.identity.to_string())
@@ -395,6 +395,29 @@ fn admin_auth_answers() {
 }
 
 #[test]
+fn the_admin_page_needs_no_token_and_opens_nothing_else() {
+    let w = World::new();
+    for path in [
+        "/admin/",
+        "/admin/admin.js",
+        "/admin/admin.css",
+        "/admin/?workspace=acme",
+    ] {
+        let r = w.call(Request::new("GET", &format!("https://kw.test{path}")));
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.header("content-security-policy").is_some(), "{path}");
+    }
+    for path in ["/admin/index.html", "/admin/admin.js/", "/admin/v1/", "/admin/v1/keys"] {
+        let r = w.call(Request::new("GET", &format!("https://kw.test{path}")));
+        assert_eq!(
+            (r.status, problem_type(&r)),
+            (401, "missing-credentials".into()),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn verify_api_answers() {
     let w = World::new();
     let (_, secret) = w.create_key("svc", &["projects:editor"]);
@@ -439,7 +462,7 @@ fn gateway_decisions() {
     );
     let id = gateway(&w, "GET", "/projects/1", Some(&auth)).unwrap();
     assert!(
-        id.starts_with("key_") && id.ends_with("\nacme\nprojects:viewer\nlive"),
+        id.starts_with("key_") && id.ends_with("\nacme\nprojects:viewer\nlive\n"),
         "{id:?}"
     );
 }

@@ -39,19 +39,13 @@ pub fn live_and_test_keys(ctx: &Ctx) -> TestResult {
         ensure!(other.requests_to(&path).is_empty(), "{env} key reached the other origin");
         let got = got.remove(0);
         ensure_eq!(got.header("x-keyward-environment")?, Some(env), "X-Keyward-Environment");
-        let identity = format!(
-            "{}\n{}\n{}\n{}",
-            got.header("x-keyward-key-id")?.unwrap_or(""),
-            got.header("x-keyward-workspace")?.unwrap_or(""),
-            got.header("x-keyward-scopes")?.unwrap_or(""),
-            got.header("x-keyward-environment")?.unwrap_or("")
-        );
+        let identity = super::identity_of(&got)?;
         let sig = got.header("x-keyward-signature")?.ok_or("unsigned")?;
         let now = crate::util::unix_ms() / 1000;
         signer
             .verify(sig, now, 300, "GET", &got.path, &identity)
             .map_err(|e| format!("{env}: signature does not verify: {e:?}"))?;
-        let flipped = identity.replace(&format!("\n{env}"), if env == "live" { "\ntest" } else { "\nlive" });
+        let flipped = identity.replace(&format!("\n{env}\n"), if env == "live" { "\ntest\n" } else { "\nlive\n" });
         ensure!(signer.verify(sig, now, 300, "GET", &got.path, &flipped).is_err(), "environment not signed");
         // The verify API says it too.
         let v = ctx.verify(&json!({"key": key}))?.expect_json(200)?;
@@ -80,5 +74,55 @@ pub fn live_and_test_keys(ctx: &Ctx) -> TestResult {
         Some(&json!({"environment": "test"})),
     )?;
     patch.expect_problem(400, Some("invalid-body"))?;
+    Ok(())
+}
+
+/// Sharing groups: memberships reach the origin in X-Keyward-Groups (signed; a client's value
+/// never arrives), the verify API returns them, and deleting a group takes it off its keys.
+pub fn sharing_groups(ctx: &Ctx) -> TestResult {
+    let ws = ctx.workspace("grp");
+    for g in ["design", "ops"] {
+        ctx.admin("POST", &format!("/admin/v1/groups?workspace={ws}"), Some(&json!({"name": g})))?
+            .expect_json(201)?;
+    }
+    ctx.admin("POST", &format!("/admin/v1/groups?workspace={ws}"), Some(&json!({"name": "Not Valid"})))?
+        .expect_problem(400, Some("invalid-body"))?;
+    let listed = ctx.admin("GET", &format!("/admin/v1/groups?workspace={ws}"), None)?.expect_json(200)?;
+    ensure_eq!(listed["items"].as_array().map(Vec::len), Some(2), "groups listed");
+    ctx.admin(
+        "POST",
+        &format!("/admin/v1/keys?workspace={ws}"),
+        Some(&json!({"name": "bad group", "scopes": ["projects:viewer"], "groups": ["nope"]})),
+    )?
+    .expect_problem(400, Some("invalid-body"))?;
+    let (key, obj) = ctx.create_key(
+        &ws,
+        json!({"name": "member", "scopes": ["projects:viewer"], "groups": ["ops", "design"]}),
+    )?;
+    ensure_eq!(obj["groups"], json!(["design", "ops"]), "key object groups");
+
+    let forwarded = |want: &str| -> TestResult {
+        let path = format!("/echo/{}", ctx.nonce());
+        let auth = bearer(&key);
+        let resp = ctx.request(
+            "GET",
+            &path,
+            &[("authorization", &auth), ("x-keyward-groups", "admins")],
+            crate::client::Body::None,
+        )?;
+        let got = super::expect_forwarded(ctx, &resp, &path)?;
+        ensure_eq!(got.header("x-keyward-groups")?, Some(want), "X-Keyward-Groups at the origin");
+        Ok(())
+    };
+    forwarded("design ops")?;
+    let v = ctx.verify(&json!({"key": key}))?.expect_json(200)?;
+    ensure_eq!(v["groups"], json!(["design", "ops"]), "verify API groups");
+
+    ctx.admin("DELETE", &format!("/admin/v1/groups/design?workspace={ws}"), None)?.expect_status(204)?;
+    let id = str_field(&obj, "id")?;
+    ensure_eq!(ctx.get_key(&ws, id)?["groups"], json!(["ops"]), "groups after the group was deleted");
+    forwarded("ops")?;
+    ctx.admin("DELETE", &format!("/admin/v1/groups/design?workspace={ws}"), None)?
+        .expect_problem(404, Some("not-found"))?;
     Ok(())
 }

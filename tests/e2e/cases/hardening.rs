@@ -208,7 +208,11 @@ pub fn public_routes_need_no_key_and_carry_no_identity(ctx: &Ctx) -> TestResult 
 }
 
 pub fn bodies_are_limited_before_they_are_read(ctx: &Ctx) -> TestResult {
-    let big = vec![b' '; 1 << 20];
+    // 64 KiB, four times the limit: enough to prove a chunked body is cut off at the limit. With
+    // 1 MiB, local wrangler's proxy sometimes lost the connection while the rest of an upload the
+    // worker had already refused was still being sent ("Network connection lost", a reset), a
+    // local-proxy race that failed this trial about one run in two.
+    let big = vec![b' '; 64 << 10];
     let chunked = ctx.request(
         "POST",
         "/v1/keys/verify",
@@ -217,7 +221,7 @@ pub fn bodies_are_limited_before_they_are_read(ctx: &Ctx) -> TestResult {
     )?;
     chunked
         .expect_problem(413, Some("payload-too-large"))
-        .context("chunked 1 MiB")?;
+        .context("chunked 64 KiB")?;
     let declared = ctx.request(
         "POST",
         "/v1/keys/verify",
@@ -400,7 +404,7 @@ pub fn store_conformance_on_d1_and_kv(ctx: &Ctx) -> TestResult {
         .admin("POST", &format!("/admin/v1/_conformance?workspace={ws}"), None)?
         .expect_json(200)?;
     let results = out["results"].as_array().cloned().unwrap_or_default();
-    ensure_eq!(results.len(), 9, "contract items run: {out}");
+    ensure_eq!(results.len(), 10, "contract items run: {out}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != json!(true)).collect();
     ensure!(failed.is_empty(), "D1/KV break the store contract: {failed:?}");
     Ok(())
@@ -515,8 +519,8 @@ pub fn failed_attempts_are_throttled_per_client(ctx: &Ctx) -> TestResult {
     )?;
     ensure_eq!(valid_there.status, 429, "a valid key from the throttled address");
     ensure_eq!(
-        valid_there.text(),
-        throttled.text(),
+        valid_there.text_without_request_id(),
+        throttled.text_without_request_id(),
         "the same answer for a valid and an invalid key"
     );
     expect_not_forwarded(ctx, &path)?;
@@ -547,13 +551,7 @@ pub fn forwarded_requests_are_signed(ctx: &Ctx) -> TestResult {
     let sig = got
         .header("x-keyward-signature")?
         .ok_or("no X-Keyward-Signature at the origin")?;
-    let identity = format!(
-        "{}\n{}\n{}\n{}",
-        got.header("x-keyward-key-id")?.unwrap_or(""),
-        got.header("x-keyward-workspace")?.unwrap_or(""),
-        got.header("x-keyward-scopes")?.unwrap_or(""),
-        got.header("x-keyward-environment")?.unwrap_or("")
-    );
+    let identity = super::identity_of(&got)?;
     let now = crate::util::unix_ms() / 1000;
     let target = format!("{}?{}", got.path, got.query);
     signer

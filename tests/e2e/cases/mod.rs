@@ -9,10 +9,13 @@ use crate::TestResult;
 
 mod admin;
 mod authz;
+mod browser;
+mod contract;
 mod credits;
 mod environments;
 mod gateway;
 mod hardening;
+mod ops;
 mod secrets;
 mod verify;
 
@@ -57,6 +60,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("authz::scope_removal_immediate", authz::scope_removal_immediate),
     ("authz::deactivate_and_reactivate", authz::deactivate_and_reactivate),
     ("environments::live_and_test_keys", environments::live_and_test_keys),
+    ("environments::sharing_groups", environments::sharing_groups),
     (
         "hardening::paths_an_origin_reads_differently",
         hardening::paths_an_origin_reads_differently,
@@ -97,6 +101,31 @@ pub const ALL: &[(&str, Case)] = &[
     ),
     ("credits::concurrent_spending_is_exact", credits::concurrent_spending_is_exact),
     ("credits::exhaustion_top_up_and_refill", credits::exhaustion_top_up_and_refill),
+    (
+        "browser::admin_page_headers_and_paths",
+        browser::admin_page_headers_and_paths,
+    ),
+    ("browser::admin_page_in_chromium", browser::admin_page_in_chromium),
+    (
+        "ops::request_ids_on_answers_and_at_the_origin",
+        ops::request_ids_on_answers_and_at_the_origin,
+    ),
+    (
+        "ops::a_500_is_logged_under_its_request_id",
+        ops::a_500_is_logged_under_its_request_id,
+    ),
+    (
+        "ops::store_failures_are_logged_under_their_request_id",
+        ops::store_failures_are_logged_under_their_request_id,
+    ),
+    (
+        "contract::document_is_served_without_auth",
+        contract::document_is_served_without_auth,
+    ),
+    (
+        "contract::schemathesis_finds_nothing",
+        contract::schemathesis_finds_nothing,
+    ),
     // Must stay last: it checks the log and the origin's record for every secret of the run.
     ("secrets::never_logged_or_forwarded", secrets::never_logged_or_forwarded),
 ];
@@ -127,6 +156,15 @@ pub fn expect_forwarded(ctx: &Ctx, resp: &Resp, path: &str) -> Result<Recorded, 
     let mut got = ctx.origin.requests_to(path);
     ensure_eq!(got.len(), 1, "requests the origin received for {path}");
     Ok(got.remove(0))
+}
+
+/// The signed identity lines (docs/origin-signing.md) rebuilt from the headers the origin received.
+pub fn identity_of(got: &Recorded) -> Result<String, Failed> {
+    let mut lines = Vec::new();
+    for h in ["key-id", "workspace", "scopes", "environment", "groups"] {
+        lines.push(got.header(&format!("x-keyward-{h}"))?.unwrap_or("").to_owned());
+    }
+    Ok(lines.join("\n"))
 }
 
 /// The origin must not have seen `path` (the request was refused).
