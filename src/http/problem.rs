@@ -490,6 +490,14 @@ mod tests {
             ApiError::UnsupportedMediaType,
             ApiError::RateLimited(crate::core::ratelimit::RateLimit { limit: 5, period: 10 }),
             ApiError::Throttled { period: 60 },
+            ApiError::RootOnly("x"),
+            ApiError::CreditsExhausted {
+                limit: "key",
+                remaining: 0,
+                cost: 1,
+                refill_at: Some("2030-01-01T00:00:00.000Z".into()),
+                retry_after: Some(5),
+            },
             ApiError::Unavailable {
                 slug: "kv-write-failed",
                 detail: "x".into(),

@@ -33,9 +33,15 @@ async fn gateway_async(w: &World, method: &str, path: &str, key: &str) -> Result
     }
 }
 
+/// The gateway's answer; a refusal is checked against docs/openapi.json's `x-keyward-gateway`
+/// (402 credits-exhausted with its members and Retry-After, 503 credits-unavailable).
 fn gw(w: &World, path: &str, key: &str) -> Result<(), (u16, Value)> {
     block_on(gateway_async(w, "GET", path, key)).map_err(|e| {
-        let r = Response::problem(&e, "keyward");
+        let r = Response::problem_for(&e, "keyward", "8c1f0e2d3a4b5c6d");
+        let headers: Vec<(String, String)> = r.headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        if let Err(err) = super::openapi_contract::contract().check_gateway(r.status, &headers, r.body.as_bytes()) {
+            panic!("gateway {path} -> {}: the answer differs from docs/openapi.json:\n{err}\n{}", r.status, r.body);
+        }
         (r.status, r.json_body())
     })
 }
