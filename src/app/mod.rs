@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod credits;
 pub mod gateway;
 pub mod lookup;
 pub mod openapi;
@@ -25,7 +26,7 @@ use crate::core::time::Millis;
 use crate::core::usage::UsageBatch;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::ApiError;
-use crate::store::{Edge, Records};
+use crate::store::{Credits, Edge, Records};
 
 pub use config::Config;
 
@@ -122,11 +123,13 @@ impl State {
     }
 }
 
-/// Everything a handler needs besides the request: the isolate's state and the two stores.
+/// Everything a handler needs besides the request: the isolate's state, the two stores and the
+/// credit counter.
 pub struct App<'a, R, E> {
     pub st: &'a State,
     pub records: &'a R,
     pub edge: &'a E,
+    pub credits: &'a dyn Credits,
 }
 
 impl<R, E> Clone for App<'_, R, E> {

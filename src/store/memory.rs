@@ -15,8 +15,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::{
-    AuditEntry, AuditRow, Edge, Group, KeyCursor, ListFilter, Preset, Records, StoreError, StoreResult, Written,
+    AuditEntry, AuditRow, Credits, Edge, Group, KeyCursor, ListFilter, Pending, Preset, Records, StoreError, StoreResult,
+    Written,
 };
+use crate::core::credits::{Ledger, Op, Reply};
 use crate::core::hash::KeyHash;
 use crate::core::model::{Key, Liveness, Status};
 use crate::core::record::KeyRecord;
@@ -530,5 +532,35 @@ impl Edge for MemEdge {
                 Ok(())
             })
             .await
+    }
+}
+
+/// The fake counter: the same `Ledger::apply` the Durable Object runs, one ledger per workspace,
+/// behind the shared fault plan (call name `credits.apply`; with yielding on, each call yields once
+/// before it applies, so concurrent spenders interleave).
+pub struct MemCredits {
+    ledgers: RefCell<HashMap<String, Ledger>>,
+    faults: Rc<Faults>,
+}
+
+impl MemCredits {
+    pub fn new(faults: Rc<Faults>) -> MemCredits {
+        MemCredits {
+            ledgers: RefCell::new(HashMap::new()),
+            faults,
+        }
+    }
+
+    pub fn ledger(&self, workspace: &str) -> Ledger {
+        self.ledgers.borrow().get(workspace).cloned().unwrap_or_default()
+    }
+}
+
+impl Credits for MemCredits {
+    fn apply<'a>(&'a self, workspace: &'a str, op: &'a Op, now: Millis) -> Pending<'a, StoreResult<Reply>> {
+        Box::pin(self.faults.call("credits.apply", move || {
+            let mut all = self.ledgers.borrow_mut();
+            Ok(all.entry(workspace.to_owned()).or_default().apply(op, now).0)
+        }))
     }
 }
