@@ -107,20 +107,24 @@ pub struct QueryPlan {
     pub plan: Vec<String>,
 }
 
-/// What a plan must not contain: a full scan of a stored table (`SCAN keys`, also as a covering
-/// index scan) or a sort in a temporary B-tree, either of which reads more rows the larger the
-/// workspace is. `SCAN` of a CTE, a co-routine, constant rows or `json_each` is fine: those are
-/// bounded by the statement itself.
+/// What a plan must not contain, since each reads more rows the more a database holds: a full
+/// scan of a stored table (`SCAN keys`, also as a covering index scan), a sort in a temporary
+/// B-tree, or a search of a stored table by a range alone (`rowid<?`: it walks other workspaces'
+/// rows until it has a page of this one's). `SCAN` of a CTE, a co-routine, constant rows or
+/// `json_each` is fine: the statement itself bounds those.
 pub fn plan_problems(name: &str, plan: &[String]) -> Vec<String> {
     const TABLES: &[&str] = &["keys", "audit", "presets", "groups", "key_groups"];
     plan.iter()
         .filter(|line| {
             let step = line.trim_start_matches([' ', '|', '`', '-']);
-            let scans = step
-                .strip_prefix("SCAN ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|t| TABLES.contains(&t));
-            scans || step.contains("TEMP B-TREE")
+            let mut words = step.split_whitespace();
+            let (op, table) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let stored = TABLES.contains(&table);
+            let range_only = op == "SEARCH"
+                && step
+                    .split_once('(')
+                    .is_some_and(|(_, constraints)| !constraints.contains("=?"));
+            (stored && (op == "SCAN" || range_only)) || step.contains("TEMP B-TREE")
         })
         .map(|line| format!("{name}: {}", line.trim()))
         .collect()
@@ -220,6 +224,8 @@ mod tests {
             "`--SCAN audit",
             "|--USE TEMP B-TREE FOR ORDER BY",
             "SCAN key_groups",
+            "SEARCH audit USING INTEGER PRIMARY KEY (rowid<?)",
+            "SEARCH keys USING INDEX sqlite_autoindex_keys_1 (id>?)",
         ] {
             assert_eq!(plan_problems("q", &lines(&[bad])).len(), 1, "{bad}");
         }
@@ -231,6 +237,9 @@ mod tests {
             "SCAN json_each VIRTUAL TABLE INDEX 1:",
             "SCAN CONSTANT ROW",
             "SEARCH keys USING INDEX sqlite_autoindex_keys_1 (id=?)",
+            "SEARCH keys EXISTS USING INDEX sqlite_autoindex_keys_1 (id=?)",
+            "SEARCH audit USING INDEX audit_workspace (workspace=? AND id<?)",
+            "SEARCH key_groups USING PRIMARY KEY (workspace=? AND grp=?)",
         ]);
         assert!(plan_problems("q", &fine).is_empty());
         assert_eq!(plan_problems("list", &lines(&["SCAN keys"])), ["list: SCAN keys"]);
