@@ -15,8 +15,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::{
-    AuditEntry, AuditRow, Credits, Edge, Group, KeyCursor, ListFilter, Pending, Preset, Records, StoreError, StoreResult,
-    Written,
+    AuditEntry, AuditRow, Credits, Edge, Group, KeyCursor, KeyPage, ListFilter, Pending, Preset, Records, StoreError,
+    StoreResult, Written,
 };
 use crate::core::credits::{Ledger, Op, Reply};
 use crate::core::hash::KeyHash;
@@ -264,28 +264,56 @@ impl Records for MemRecords {
         filter: ListFilter,
         after: Option<&KeyCursor>,
         limit: u32,
+        scan: u32,
         now: Millis,
-    ) -> StoreResult<Vec<Key>> {
+    ) -> StoreResult<KeyPage> {
         self.faults
             .call("records.list_keys", || {
                 let st = self.state.borrow();
-                let mut v: Vec<Key> = st
+                // What an index holds: the status part of the filter. The expiry part is decided
+                // per key, within a window of at most `scan` keys (as D1 does).
+                let mut candidates: Vec<&Key> = st
                     .keys
                     .values()
-                    .filter(|k| k.workspace == workspace && k.status != Status::Deleted)
+                    .filter(|k| k.workspace == workspace)
                     .filter(|k| match filter {
-                        ListFilter::All => true,
-                        ListFilter::Active => k.liveness(now) == Liveness::Live,
+                        ListFilter::All => k.status != Status::Deleted,
+                        ListFilter::Active | ListFilter::Expired => k.status == Status::Active,
                         ListFilter::Disabled => k.status == Status::Disabled,
                         ListFilter::Revoked => k.status == Status::Revoked,
-                        ListFilter::Expired => k.liveness(now) == Liveness::Expired,
                     })
                     .filter(|k| after.is_none_or(|c| (k.created_at, k.id.as_str()) < (c.created_at, c.id.as_str())))
-                    .cloned()
                     .collect();
-                v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-                v.truncate(limit as usize);
-                Ok(v)
+                candidates.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+                let cursor = |k: &Key| KeyCursor {
+                    created_at: k.created_at,
+                    id: k.id.clone(),
+                };
+                let bounded = matches!(filter, ListFilter::Active | ListFilter::Expired);
+                let window = if bounded {
+                    &candidates[..candidates.len().min(scan as usize)]
+                } else {
+                    &candidates[..]
+                };
+                let mut keys: Vec<Key> = window
+                    .iter()
+                    .filter(|k| match filter {
+                        ListFilter::Active => k.liveness(now) == Liveness::Live,
+                        ListFilter::Expired => k.liveness(now) == Liveness::Expired,
+                        _ => true,
+                    })
+                    .take(limit as usize + 1)
+                    .map(|k| (*k).clone())
+                    .collect();
+                let next = if keys.len() > limit as usize {
+                    keys.truncate(limit as usize);
+                    keys.last().map(cursor)
+                } else if bounded && candidates.len() > window.len() {
+                    window.last().map(|k| cursor(k))
+                } else {
+                    None
+                };
+                Ok(KeyPage { keys, next })
             })
             .await
     }
