@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod credits;
 pub mod follow;
 pub mod gateway;
 pub mod lookup;
@@ -27,7 +28,7 @@ use crate::core::time::Millis;
 use crate::core::usage::UsageBatch;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::ApiError;
-use crate::store::{Edge, Feed, Records};
+use crate::store::{Credits, Edge, Feed, Records};
 
 pub use config::Config;
 
@@ -40,6 +41,8 @@ pub struct State {
     pub config: Config,
     pub policy: Policy,
     pub cache: RefCell<KeyCache>,
+    /// KV reads in flight, shared by concurrent misses for the same key.
+    pub reads: lookup::Reads,
     pub usage: RefCell<UsageBatch>,
     pub throttled: RefCell<Throttled>,
     pub signer: Option<Signer>,
@@ -72,6 +75,7 @@ impl State {
         };
         Ok(State {
             cache: RefCell::new(KeyCache::new(config.cache, [word(0), word(1)])),
+            reads: lookup::Reads::default(),
             usage: RefCell::new(UsageBatch::new(
                 config.last_used_interval,
                 10_000,
@@ -124,12 +128,13 @@ impl State {
     }
 }
 
-/// Everything a handler needs besides the request: the isolate's state, the two stores and the
-/// revocation feed.
+/// Everything a handler needs besides the request: the isolate's state, the two stores, the
+/// credit counter and the revocation feed.
 pub struct App<'a, R, E> {
     pub st: &'a State,
     pub records: &'a R,
     pub edge: &'a E,
+    pub credits: &'a dyn Credits,
     pub feed: &'a dyn Feed,
 }
 

@@ -60,18 +60,16 @@ pub struct PeerSpec {
 
 impl PeerSpec {
     /// Starts a peer named `name`: the same bundle and vars (plus `extra_vars`, `NAME:value`),
-    /// its FEED binding pointed at the first instance's object, its own inspector port.
+    /// its Durable Object bindings pointed at the first instance's objects, its own inspector
+    /// port.
     pub fn start(&self, name: &str, extra_vars: &[String]) -> Result<WranglerDev, String> {
         let src = std::fs::read_to_string(&self.config).map_err(|e| format!("{}: {e}", self.config.display()))?;
         let mut out = String::new();
-        let mut in_migrations = false;
+        let mut in_env = false;
         for line in src.lines() {
             let t = line.trim();
             if t.starts_with('[') {
-                in_migrations = t == "[[migrations]]";
-            }
-            if in_migrations {
-                continue;
+                in_env = t.starts_with("[env.") || t.starts_with("[[env.");
             }
             if t == "name = \"keyward\"" {
                 out.push_str(&format!("name = \"{name}\"\n"));
@@ -79,11 +77,13 @@ impl PeerSpec {
             }
             out.push_str(line);
             out.push('\n');
-            if t == "class_name = \"RevocationFeed\"" {
+            // Every Durable Object binding (the feed, the credit counters) reaches the first
+            // instance's objects: one deployment, two isolates.
+            if !in_env && t.starts_with("class_name = ") {
                 out.push_str("script_name = \"keyward\"\n");
             }
         }
-        if !out.contains("script_name = \"keyward\"") {
+        if !out.contains("class_name = \"RevocationFeed\"\nscript_name = \"keyward\"") {
             return Err("wrangler.toml: no RevocationFeed binding to point at the first instance".into());
         }
         let config = self.run_dir.join(format!("{name}.wrangler.toml"));

@@ -4,9 +4,11 @@
 //! simulated isolates (`feed`).
 
 mod contract;
+mod credits;
 mod environments;
 mod faults;
 mod feed;
+mod lookup;
 mod races;
 mod routes;
 
@@ -31,7 +33,7 @@ use crate::core::record::KeyRecord;
 use crate::core::scope::ScopeSet;
 use crate::core::time::Millis;
 use crate::http::plain::{Request, Response};
-use crate::store::memory::{Faults, MemEdge, MemFeed, MemRecords};
+use crate::store::memory::{Faults, MemCredits, MemEdge, MemFeed, MemRecords};
 
 pub const T0: Millis = 1_800_000_000_000;
 pub const ROOT: &str = "root-token";
@@ -51,6 +53,7 @@ pub struct World {
     pub faults: Rc<Faults>,
     pub records: MemRecords,
     pub edge: MemEdge,
+    pub credits: MemCredits,
     pub feed: MemFeed,
     pub st: State,
     pub now: std::cell::Cell<Millis>,
@@ -62,6 +65,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            credits: MemCredits::new(Rc::clone(&faults)),
             feed: MemFeed::new(Rc::clone(&faults), 300_000),
             faults,
             st: State::new(test_config(), [7; 32]).unwrap(),
@@ -83,6 +87,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            credits: MemCredits::new(Rc::clone(&faults)),
             feed: MemFeed::new(Rc::clone(&faults), 300_000),
             faults,
             st: State::with_policy(config, policy_json, [7; 32]).unwrap(),
@@ -95,6 +100,7 @@ impl World {
             st: &self.st,
             records: &self.records,
             edge: &self.edge,
+            credits: &self.credits,
             feed: &self.feed,
         }
     }

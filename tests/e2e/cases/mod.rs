@@ -11,6 +11,7 @@ mod admin;
 mod authz;
 mod browser;
 mod contract;
+mod credits;
 mod environments;
 mod feed;
 mod gateway;
@@ -103,6 +104,8 @@ pub const ALL: &[(&str, Case)] = &[
         "hardening::concurrent_admin_calls_never_revive_a_key",
         hardening::concurrent_admin_calls_never_revive_a_key,
     ),
+    ("credits::concurrent_spending_is_exact", credits::concurrent_spending_is_exact),
+    ("credits::exhaustion_top_up_and_refill", credits::exhaustion_top_up_and_refill),
     (
         "browser::admin_page_headers_and_paths",
         browser::admin_page_headers_and_paths,
@@ -120,6 +123,7 @@ pub const ALL: &[(&str, Case)] = &[
         "ops::store_failures_are_logged_under_their_request_id",
         ops::store_failures_are_logged_under_their_request_id,
     ),
+    ("ops::admin_queries_use_indexes", ops::admin_queries_use_indexes),
     (
         "contract::document_is_served_without_auth",
         contract::document_is_served_without_auth,
