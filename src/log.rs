@@ -195,10 +195,13 @@ pub fn api_route(method: &str, path: &str) -> String {
     };
     let segs: Vec<&str> = rest.split('/').collect();
     let pattern = match segs.as_slice() {
-        [r @ ("keys" | "presets" | "audit" | "reconcile" | "_conformance" | "_plans")] => (*r).to_owned(),
+        [r @ ("keys" | "presets" | "groups" | "audit" | "credits" | "reconcile" | "_conformance" | "_plans")] => {
+            (*r).to_owned()
+        }
         ["keys", _] => "keys/{id}".to_owned(),
         ["keys", _, a @ ("revoke" | "rotate" | "deactivate" | "reactivate")] => format!("keys/{{id}}/{a}"),
         ["presets", _] => "presets/{name}".to_owned(),
+        ["groups", _] => "groups/{name}".to_owned(),
         _ => "{other}".to_owned(),
     };
     format!("{method} /admin/v1/{pattern}")
@@ -307,6 +310,8 @@ mod tests {
             ("POST", "/admin/v1/keys/key_1/evil\"x", "POST /admin/v1/{other}"),
             ("DELETE", "/admin/v1/presets/my-preset", "DELETE /admin/v1/presets/{name}"),
             ("GET", "/admin/v1/audit", "GET /admin/v1/audit"),
+            ("POST", "/admin/v1/credits", "POST /admin/v1/credits"),
+            ("DELETE", "/admin/v1/groups/team-a", "DELETE /admin/v1/groups/{name}"),
             ("BREW", "/admin/v1/whatever/1", "OTHER /admin/v1/{other}"),
             ("GET", "/admin/x", "GET /admin/{other}"),
             ("POST", "/v1/keys/verify", "POST /v1/keys/verify"),

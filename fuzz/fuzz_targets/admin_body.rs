@@ -104,6 +104,7 @@ impl World {
             rotated_from: None,
             superseded_by: None,
             ratelimit: None,
+            credits: None,
             version: 1,
         };
         let audit = AuditEntry {

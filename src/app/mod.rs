@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod credits;
 pub mod gateway;
 pub mod lookup;
 pub mod openapi;
@@ -25,7 +26,7 @@ use crate::core::time::Millis;
 use crate::core::usage::UsageBatch;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::ApiError;
-use crate::store::{Edge, Records};
+use crate::store::{Credits, Edge, Records};
 
 pub use config::Config;
 
@@ -38,6 +39,8 @@ pub struct State {
     pub config: Config,
     pub policy: Policy,
     pub cache: RefCell<KeyCache>,
+    /// KV reads in flight, shared by concurrent misses for the same key.
+    pub reads: lookup::Reads,
     pub usage: RefCell<UsageBatch>,
     pub throttled: RefCell<Throttled>,
     pub signer: Option<Signer>,
@@ -68,6 +71,7 @@ impl State {
         };
         Ok(State {
             cache: RefCell::new(KeyCache::new(config.cache, [word(0), word(1)])),
+            reads: lookup::Reads::default(),
             usage: RefCell::new(UsageBatch::new(
                 config.last_used_interval,
                 10_000,
@@ -119,11 +123,13 @@ impl State {
     }
 }
 
-/// Everything a handler needs besides the request: the isolate's state and the two stores.
+/// Everything a handler needs besides the request: the isolate's state, the two stores and the
+/// credit counter.
 pub struct App<'a, R, E> {
     pub st: &'a State,
     pub records: &'a R,
     pub edge: &'a E,
+    pub credits: &'a dyn Credits,
 }
 
 impl<R, E> Clone for App<'_, R, E> {

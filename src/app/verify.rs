@@ -64,6 +64,11 @@ pub async fn handle<R: Records, E: Edge>(
             let mut v = identity(e, catalog);
             v["valid"] = json!(true);
             v["code"] = json!("VALID");
+            // Only a key with a cap costs a counter read here; verify never spends credits.
+            if let Some(cap) = e.cap.as_deref() {
+                let caps = super::credits::read_caps(app.credits, &e.workspace, vec![cap.to_owned()], now).await;
+                v["credits"] = super::credits::credits_field(cap, caps.as_deref());
+            }
             v
         }
         (Outcome::InsufficientScope(missing), Some(e)) => {

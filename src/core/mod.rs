@@ -2,6 +2,7 @@
 //! `cargo test --lib`; the glue above only translates to and from the platform.
 
 pub mod cache;
+pub mod credits;
 pub mod decide;
 pub mod hash;
 pub mod key;

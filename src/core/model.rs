@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::credits::KeyCredits;
 use super::key::Environment;
 use super::hash::KeyHash;
 use super::ratelimit::RateLimit;
@@ -112,6 +113,8 @@ pub struct Key {
     pub superseded_by: Option<String>,
     /// Per-key rate limit (one of the deployed tiers), if any.
     pub ratelimit: Option<RateLimit>,
+    /// Per-key credit cap (configuration; the count is in the workspace's counter), if any.
+    pub credits: Option<KeyCredits>,
     /// Bumped by every write; every update is conditional on the version it read.
     pub version: u64,
 }
@@ -155,6 +158,7 @@ impl Key {
             groups: if tomb { Vec::new() } else { self.groups.clone() },
             meta: if tomb { Map::new() } else { self.metadata.clone() },
             rl: if tomb { None } else { self.ratelimit },
+            cr: if tomb { None } else { self.credits.as_ref().map(|c| c.counter.clone()) },
             ver: self.version,
         }
     }
@@ -178,7 +182,14 @@ impl Key {
             (None, Some(_)) => true,
             (Some(a), Some(b)) => b < a,
         };
-        after.status != Status::Active || !after.scopes.covers(&self.scopes) || expiry_earlier || left_group
+        // A cap added is a limit added (removing one, or changing its refill, only widens or
+        // leaves the edge as it is).
+        let cap_added = after.credits.is_some() && self.credits.is_none();
+        after.status != Status::Active
+            || !after.scopes.covers(&self.scopes)
+            || expiry_earlier
+            || left_group
+            || cap_added
     }
 
     /// What both `self` and `after` grant: scopes implied by both sets, the earlier expiry, and
@@ -189,6 +200,7 @@ impl Key {
         m.groups = self.groups.iter().filter(|g| after.groups.contains(g)).cloned().collect();
         m.expires_at = min_expiry(self.effective_expiry(), after.effective_expiry());
         m.grace_until = None;
+        m.credits = after.credits.clone().or_else(|| self.credits.clone());
         if self.status != Status::Active {
             m.status = if after.status.is_final() {
                 after.status
@@ -229,6 +241,7 @@ pub(crate) fn sample_key(id: &str, scopes: &[&str], now: Millis) -> Key {
         rotated_from: None,
         superseded_by: None,
         ratelimit: None,
+        credits: None,
         version: 1,
     }
 }

@@ -46,6 +46,9 @@ struct RouteDef {
     /// Only keys of this environment may use the route (`live` or `test`).
     #[serde(default)]
     environment: Option<Environment>,
+    /// Credits a forwarded request spends (0, the default: never metered, never counted).
+    #[serde(default)]
+    cost: i64,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,8 @@ pub struct Route {
     pub public: bool,
     /// When set, a key of the other environment is refused (403) on this route.
     pub environment: Option<Environment>,
+    /// Credits per forwarded request; 0 = unmetered (the counter is never asked).
+    pub cost: i64,
     /// `METHOD /path/pattern` as written in the policy file (log lines name the route with it).
     pub pattern: String,
 }
@@ -135,6 +140,13 @@ impl Policy {
             if def.public && (!def.scopes.is_empty() || def.environment.is_some()) {
                 return Err(ctx("a public route cannot require scopes or an environment".into()));
             }
+            // A public route has no key, hence no workspace whose credits it could spend.
+            if def.public && def.cost != 0 {
+                return Err(ctx("a public route cannot have a cost".into()));
+            }
+            if !(0..=super::credits::MAX_COST).contains(&def.cost) {
+                return Err(ctx(format!("cost must be an integer from 0 to {}", super::credits::MAX_COST)));
+            }
             let scopes = catalog.parse_required(&def.scopes).map_err(|e| ctx(e.0))?;
             catalog.check_all(&scopes).map_err(|e| ctx(e.0))?;
             let scope_attr = catalog.joined(&scopes);
@@ -145,6 +157,7 @@ impl Policy {
                 scope_attr,
                 public: def.public,
                 environment: def.environment,
+                cost: def.cost,
                 pattern: format!("{} {}", def.method, def.path),
             });
         }
@@ -383,6 +396,28 @@ mod tests {
         ];
         for (m, path, want) in table {
             assert_eq!(need(&p, m, path).as_deref(), want, "{m} {path}");
+        }
+    }
+
+    #[test]
+    fn route_costs_default_to_zero_and_are_bounded() {
+        let p = policy();
+        let cost = |m: &str, path: &str| p.route(m, path).unwrap().map(|r| r.cost);
+        assert_eq!(cost("GET", "/projects/42"), Some(0));
+        assert_eq!(cost("POST", "/metered/a/b"), Some(1));
+        let with = |route: &str| {
+            Policy::from_json(&format!(
+                r#"{{"realm": "r", "resources": {{"p": []}}, "presets": {{}}, "routes": [{route}]}}"#
+            ))
+        };
+        assert!(with(r#"{"method": "GET", "path": "/a", "scopes": [], "cost": 5}"#).is_ok());
+        for bad in [
+            r#"{"method": "GET", "path": "/a", "scopes": [], "cost": -1}"#,
+            r#"{"method": "GET", "path": "/a", "scopes": [], "cost": 1000001}"#,
+            r#"{"method": "GET", "path": "/a", "scopes": [], "cost": 1.5}"#,
+            r#"{"method": "GET", "path": "/a", "scopes": [], "public": true, "cost": 1}"#,
+        ] {
+            assert!(with(bad).is_err(), "{bad}");
         }
     }
 

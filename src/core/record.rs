@@ -38,6 +38,9 @@ pub struct KeyRecord {
     /// The key's rate limit, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rl: Option<RateLimit>,
+    /// The key's credit cap in the workspace's counter, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cr: Option<String>,
 }
 
 impl KeyRecord {
@@ -86,20 +89,23 @@ pub struct KeyEntry {
     pub status: Status,
     pub scopes: ScopeSet,
     pub environment: Environment,
-    /// Sharing groups, space separated (the X-Keyward-Groups value).
-    pub groups: Box<str>,
     /// `id\nworkspace\nscopes\nenvironment\ngroups` (scopes in the deployment's scope format,
     /// scopes and groups space separated): the five identity headers as one string, so forwarding
     /// hands JS one string instead of five, and the signature covers exactly what the origin reads.
     pub identity: Box<str>,
     pub meta_json: Box<str>,
     pub ratelimit: Option<RateLimit>,
+    /// The key's credit cap (its name in the workspace's counter), if any.
+    pub cap: Option<Box<str>>,
 }
 
 impl KeyEntry {
-    /// The key's groups, one by one (the entry keeps them as the header value).
+    /// The key's groups, one by one: the last line of `identity` (the X-Keyward-Groups value).
+    /// Not a field of its own: a cached entry is kept per key, and the bytes of a second copy of
+    /// the groups (and its pointer) pay for `cap`.
     pub fn group_names(&self) -> impl Iterator<Item = &str> {
-        self.groups.split(' ').filter(|g| !g.is_empty())
+        let groups = self.identity.rsplit('\n').next().unwrap_or("");
+        groups.split(' ').filter(|g| !g.is_empty())
     }
 
     pub fn new(record: KeyRecord, catalog: &Catalog) -> Result<KeyEntry, ScopeError> {
@@ -121,6 +127,7 @@ impl KeyEntry {
         };
         Ok(KeyEntry {
             ratelimit: record.rl,
+            cap: record.cr.map(String::into_boxed_str),
             id: record.id.into_boxed_str(),
             workspace: record.workspace.into_boxed_str(),
             name: record.name.into_boxed_str(),
@@ -128,7 +135,6 @@ impl KeyEntry {
             status: record.status,
             scopes,
             environment: record.env,
-            groups: groups.into_boxed_str(),
             identity,
             meta_json,
         })
@@ -151,6 +157,7 @@ pub(crate) fn sample_record(scopes: &[&str], expires_at: Option<Millis>) -> KeyR
         meta: Map::new(),
         ver: 1,
         rl: None,
+        cr: None,
     }
 }
 
@@ -194,5 +201,21 @@ mod tests {
         let mut tomb = sample_record(&[], Some(now + 5_000));
         tomb.status = Status::Revoked;
         assert_eq!(tomb.kv_expiration(now), None, "tombstones never expire");
+    }
+
+    #[test]
+    fn an_entry_reads_its_groups_and_cap_from_the_record() {
+        let cat = crate::core::policy::Policy::from_json(include_str!("../../config/policy.json")).unwrap().catalog;
+        let mut rec = sample_record(&["projects:viewer"], None);
+        let e = KeyEntry::new(rec.clone(), &cat).unwrap();
+        assert_eq!(e.group_names().count(), 0);
+        assert!(e.identity.ends_with("\nlive\n"));
+        assert_eq!(e.cap, None);
+        rec.groups = vec!["ops".into(), "design".into()];
+        rec.cr = Some("key_first".into());
+        let e = KeyEntry::new(rec, &cat).unwrap();
+        assert_eq!(e.group_names().collect::<Vec<_>>(), ["ops", "design"]);
+        assert!(e.identity.ends_with("\nlive\nops design"));
+        assert_eq!(e.cap.as_deref(), Some("key_first"));
     }
 }

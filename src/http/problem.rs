@@ -48,6 +48,8 @@ pub enum ApiError {
     },
     /// A test key tried to issue or change a live key.
     EnvironmentForbidden,
+    /// An admin action that only the root token may take (the detail says which).
+    RootOnly(&'static str),
     /// A key tried to change membership of a group it does not belong to.
     GroupForbidden {
         group: String,
@@ -70,6 +72,18 @@ pub enum ApiError {
     /// This client sent too many invalid keys; refused before any key is looked at.
     Throttled {
         period: u32,
+    },
+    /// A metered route's credits are spent: the workspace's balance or the key's cap (`limit`)
+    /// has `remaining` < `cost`. 402, not 429: waiting does not help unless a refill is due
+    /// (then `refill_at` and Retry-After say when); a top-up does. Clients and proxies retry 429s
+    /// on their own, which here would only load the counter.
+    CreditsExhausted {
+        limit: &'static str,
+        remaining: i64,
+        cost: i64,
+        /// RFC 3339.
+        refill_at: Option<String>,
+        retry_after: Option<u64>,
     },
     /// A storage write failed part-way; `detail` says what state it left.
     Unavailable {
@@ -167,7 +181,9 @@ impl ApiError {
             | ApiError::ExpiryBeyondCaller { .. }
             | ApiError::WrongEnvironment { .. }
             | ApiError::EnvironmentForbidden
+            | ApiError::RootOnly(_)
             | ApiError::GroupForbidden { .. } => 403,
+            ApiError::CreditsExhausted { .. } => 402,
             ApiError::NotFound(_) | ApiError::NoRoute => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::Conflict { .. } => 409,
@@ -186,6 +202,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => Some(1),
             ApiError::RateLimited(rl) => Some(u64::from(rl.period)),
             ApiError::Throttled { period } => Some(u64::from(*period)),
+            ApiError::CreditsExhausted { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -259,6 +276,18 @@ impl ApiError {
             ApiError::WrongEnvironment { accepted } => {
                 obj.insert("environment".into(), json!(accepted.as_str()));
             }
+            ApiError::CreditsExhausted {
+                limit,
+                remaining,
+                cost,
+                refill_at,
+                ..
+            } => {
+                obj.insert("limit".into(), json!(limit));
+                obj.insert("remaining".into(), json!(remaining));
+                obj.insert("cost".into(), json!(cost));
+                obj.insert("refill_at".into(), json!(refill_at));
+            }
             _ => {}
         }
         Value::Object(obj).to_string()
@@ -306,6 +335,7 @@ impl ApiError {
                 "Environment forbidden",
                 "A test key can only issue and change test keys.".into(),
             ),
+            ApiError::RootOnly(d) => ("root-only", "Root token required", (*d).into()),
             ApiError::GroupForbidden { group } => (
                 "group-forbidden",
                 "Group forbidden",
@@ -354,6 +384,15 @@ impl ApiError {
                 "too-many-failures",
                 "Too many requests",
                 "Too many invalid keys were sent from this address; retry later.".into(),
+            ),
+            ApiError::CreditsExhausted { limit, .. } => (
+                "credits-exhausted",
+                "Credits exhausted",
+                if *limit == "key" {
+                    "This key's credits do not cover this request.".into()
+                } else {
+                    "The workspace's credits do not cover this request.".into()
+                },
             ),
             ApiError::Unavailable { slug, detail } => (*slug, "Service unavailable", printable_long(detail)),
             ApiError::BadGateway => ("bad-gateway", "Bad gateway", "The origin could not be reached.".into()),
@@ -451,6 +490,14 @@ mod tests {
             ApiError::UnsupportedMediaType,
             ApiError::RateLimited(crate::core::ratelimit::RateLimit { limit: 5, period: 10 }),
             ApiError::Throttled { period: 60 },
+            ApiError::RootOnly("x"),
+            ApiError::CreditsExhausted {
+                limit: "key",
+                remaining: 0,
+                cost: 1,
+                refill_at: Some("2030-01-01T00:00:00.000Z".into()),
+                retry_after: Some(5),
+            },
             ApiError::Unavailable {
                 slug: "kv-write-failed",
                 detail: "x".into(),

@@ -67,6 +67,7 @@ impl Fixture {
             rotated_from: None,
             superseded_by: None,
             ratelimit: None,
+            credits: None,
             version: 1,
         }
     }

@@ -24,7 +24,7 @@ use crate::core::time::Millis;
 pub const BINDING: &str = "DB";
 
 const KEY_COLUMNS: &str = "id, workspace, name, description, hash, preview, scopes, metadata, created_at, \
-     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version, ratelimit, environment, groups";
+     expires_at, grace_until, status, revoked_at, last_used_at, rotated_from, superseded_by, version, ratelimit, environment, groups, credits";
 
 /// Beyond any real unix-ms time and exactly representable in f64.
 const FAR_FUTURE: i64 = 1 << 52;
@@ -71,6 +71,7 @@ struct KeyRow {
     ratelimit: Option<String>,
     environment: String,
     groups: String,
+    credits: Option<String>,
 }
 
 impl KeyRow {
@@ -86,6 +87,10 @@ impl KeyRow {
         let ratelimit = match &self.ratelimit {
             None => None,
             Some(t) => Some(serde_json::from_str(t).map_err(|_| bad("ratelimit column"))?),
+        };
+        let credits = match &self.credits {
+            None => None,
+            Some(t) => Some(serde_json::from_str(t).map_err(|_| bad("credits column"))?),
         };
         Ok(Key {
             id: self.id,
@@ -108,6 +113,7 @@ impl KeyRow {
             superseded_by: self.superseded_by,
             version: self.version as u64,
             ratelimit,
+            credits,
         })
     }
 }
@@ -211,6 +217,10 @@ fn ratelimit_json(k: &Key) -> Option<String> {
     k.ratelimit.and_then(|r| serde_json::to_string(&r).ok())
 }
 
+fn credits_json(k: &Key) -> Option<String> {
+    k.credits.as_ref().and_then(|c| serde_json::to_string(c).ok())
+}
+
 fn metadata_json(k: &Key) -> String {
     Value::Object(k.metadata.clone()).to_string()
 }
@@ -274,6 +284,7 @@ fn key_args(k: &Key) -> Vec<JsValue> {
         os(ratelimit_json(k).as_deref()),
         s(k.environment.as_str()),
         s(&groups_json(k)),
+        os(credits_json(k).as_deref()),
     ]
 }
 
@@ -292,7 +303,7 @@ fn insert_key_q(k: &Key) -> Q {
     q(
         format!(
             "INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?20)"
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ),
         key_args(k),
     )
@@ -304,7 +315,7 @@ fn update_key_q(k: &Key, expected: u64, tok: &str) -> Q {
     q(
         "UPDATE keys SET name = ?3, description = ?4, scopes = ?5, metadata = ?6, expires_at = ?7, \
          grace_until = ?8, status = ?9, revoked_at = ?10, superseded_by = ?11, version = ?12, write_token = ?13, \
-         ratelimit = ?15, groups = ?16 WHERE workspace = ?1 AND id = ?2 AND version = ?14 AND ?12 = ?14 + 1 \
+         ratelimit = ?15, groups = ?16, credits = ?17 WHERE workspace = ?1 AND id = ?2 AND version = ?14 AND ?12 = ?14 + 1 \
          AND (status IN ('active', 'disabled') OR (status = 'revoked' AND ?9 IN ('revoked', 'deleted')))",
         vec![
             s(&k.workspace),
@@ -323,6 +334,7 @@ fn update_key_q(k: &Key, expected: u64, tok: &str) -> Q {
             n(expected as i64),
             os(ratelimit_json(k).as_deref()),
             s(&groups_json(k)),
+            os(credits_json(k).as_deref()),
         ],
     )
 }
@@ -334,7 +346,7 @@ fn insert_successor_q(new: &Key, old_id: &str, tok: &str) -> Q {
     q(
         format!(
             "INSERT INTO keys ({KEY_COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-             ?15, ?16, ?17, ?18, ?19, ?20 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?21 AND write_token = ?22)"
+             ?15, ?16, ?17, ?18, ?19, ?20, ?21 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?22 AND write_token = ?23)"
         ),
         args,
     )
@@ -550,6 +562,7 @@ fn every_statement() -> Vec<(&'static str, Q)> {
         superseded_by: None,
         version: 2,
         ratelimit: None,
+        credits: None,
     };
     let audit = AuditEntry {
         at: 1,

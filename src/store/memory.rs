@@ -3,7 +3,8 @@
 //! Fault injection: both stores share one `Faults` counter, so "the n-th storage call" is
 //! well defined across them; that call can be told to fail before it takes effect or after
 //! (the write happened, the caller hears it failed: what a lost response looks like).
-//! Interleaving: with `yielding` on, every call returns Pending once before it runs, so a test
+//! Interleaving: with `yielding` on, every call returns Pending once before it runs (with
+//! `reads_in_transit`, an edge read also once after, while its answer travels), so a test
 //! can poll two handlers in any order and explore every interleaving of their storage steps.
 
 use std::cell::{Cell, RefCell};
@@ -14,8 +15,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::{
-    AuditEntry, AuditRow, Edge, Group, KeyCursor, KeyPage, ListFilter, Preset, Records, StoreError, StoreResult, Written,
+    AuditEntry, AuditRow, Credits, Edge, Group, KeyCursor, KeyPage, ListFilter, Pending, Preset, Records, StoreError,
+    StoreResult, Written,
 };
+use crate::core::credits::{Ledger, Op, Reply};
 use crate::core::hash::KeyHash;
 use crate::core::model::{Key, Liveness, Status};
 use crate::core::record::KeyRecord;
@@ -35,6 +38,9 @@ pub struct Faults {
     plan: RefCell<Vec<(usize, FaultMode)>>,
     log: RefCell<Vec<&'static str>>,
     yielding: Cell<bool>,
+    /// With `yielding`: edge reads also yield after they look (off by default: it multiplies
+    /// the admin interleavings, whose only edge read is reconcile's).
+    reads_in_transit: Cell<bool>,
 }
 
 impl Faults {
@@ -53,6 +59,10 @@ impl Faults {
 
     pub fn set_yielding(&self, on: bool) {
         self.yielding.set(on);
+    }
+
+    pub fn set_reads_in_transit(&self, on: bool) {
+        self.reads_in_transit.set(on);
     }
 
     /// Calls made so far, by name, in order.
@@ -522,9 +532,16 @@ impl MemEdge {
 impl Edge for MemEdge {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
         self.reads.set(self.reads.get() + 1);
-        self.faults
+        let r = self
+            .faults
             .call("edge.get", || Ok(self.map.borrow().get(hash).cloned()))
-            .await
+            .await;
+        // A read's answer is fixed when KV looks, and reaches the caller later: writes can land
+        // in between (the window a stale read lives in).
+        if self.faults.yielding.get() && self.faults.reads_in_transit.get() {
+            YieldOnce(false).await;
+        }
+        r
     }
 
     async fn put(&self, hash: &KeyHash, record: &KeyRecord, _now: Millis) -> StoreResult<()> {
@@ -543,5 +560,35 @@ impl Edge for MemEdge {
                 Ok(())
             })
             .await
+    }
+}
+
+/// The fake counter: the same `Ledger::apply` the Durable Object runs, one ledger per workspace,
+/// behind the shared fault plan (call name `credits.apply`; with yielding on, each call yields once
+/// before it applies, so concurrent spenders interleave).
+pub struct MemCredits {
+    ledgers: RefCell<HashMap<String, Ledger>>,
+    faults: Rc<Faults>,
+}
+
+impl MemCredits {
+    pub fn new(faults: Rc<Faults>) -> MemCredits {
+        MemCredits {
+            ledgers: RefCell::new(HashMap::new()),
+            faults,
+        }
+    }
+
+    pub fn ledger(&self, workspace: &str) -> Ledger {
+        self.ledgers.borrow().get(workspace).cloned().unwrap_or_default()
+    }
+}
+
+impl Credits for MemCredits {
+    fn apply<'a>(&'a self, workspace: &'a str, op: &'a Op, now: Millis) -> Pending<'a, StoreResult<Reply>> {
+        Box::pin(self.faults.call("credits.apply", move || {
+            let mut all = self.ledgers.borrow_mut();
+            Ok(all.entry(workspace.to_owned()).or_default().apply(op, now).0)
+        }))
     }
 }

@@ -6,8 +6,12 @@
 //! Store errors are facts about storage (unavailable, a unique name taken, a row that cannot be
 //! read), never HTTP statuses: `ApiError: From<StoreError>` decides those.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde_json::Value;
 
+use crate::core::credits::{Op, Reply};
 use crate::core::hash::KeyHash;
 use crate::core::model::Key;
 use crate::core::record::KeyRecord;
@@ -19,6 +23,8 @@ pub mod memory;
 
 #[cfg(target_arch = "wasm32")]
 pub mod d1;
+#[cfg(target_arch = "wasm32")]
+pub mod durable;
 #[cfg(target_arch = "wasm32")]
 pub mod kv;
 
@@ -206,6 +212,18 @@ pub trait Edge {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>>;
     async fn put(&self, hash: &KeyHash, record: &KeyRecord, now: Millis) -> StoreResult<()>;
     async fn delete(&self, hash: &KeyHash) -> StoreResult<()>;
+}
+
+/// A boxed future: `Credits` is used as `&dyn Credits`, so the handlers need no third store
+/// type parameter (a DO call costs far more than the box).
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// The credit counter: one per workspace, the only place credits are counted (a Durable Object
+/// in production, `memory::MemCredits` in tests). Ops on one workspace are applied one at a time,
+/// each whole (`core::credits::Ledger::apply`). An error means the counter could not be reached
+/// or did not answer: whether the op took effect is unknown.
+pub trait Credits {
+    fn apply<'a>(&'a self, workspace: &'a str, op: &'a Op, now: Millis) -> Pending<'a, StoreResult<Reply>>;
 }
 
 #[cfg(test)]

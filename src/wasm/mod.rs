@@ -6,6 +6,7 @@
 //! anywhere below names the request. The synchronous cache-hit path makes no log context unless
 //! it has something to log.
 
+mod credits;
 mod js;
 
 use std::cell::RefCell;
@@ -28,6 +29,7 @@ use crate::http::head::Head;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::{ApiError, ApiResult};
 use crate::store::d1::D1Records;
+use crate::store::durable::DoCredits;
 use crate::store::kv::KvEdge;
 use crate::store::Records;
 
@@ -239,15 +241,20 @@ async fn api(
     let plain = plain_request(req, head).await?;
     let records = D1Records::new(env)?;
     let edge = KvEdge::new(env, iso.st.config.kv_cache_ttl);
+    let credits = DoCredits::new(env);
     let app = App {
         st: &iso.st,
         records: &records,
         edge: &edge,
+        credits: &credits,
     };
     let (resp, key_use) = app.handle_api(&plain, now).await;
     let lc = log::current().unwrap_or_else(|| log::Ctx::new(&plain.id, String::new()));
     match key_use {
-        KeyUse::Used(hash) => note_use(env, ctx, iso, &hash, now, || lc),
+        KeyUse::Used(hash) => {
+            refresh_ahead(env, ctx, iso, &hash, now, || Rc::clone(&lc));
+            note_use(env, ctx, iso, &hash, now, || lc)
+        }
         KeyUse::Failed => note_failure(env, ctx, iso, head_client(&plain), now, || lc),
         KeyUse::Nothing => {}
     }
@@ -363,6 +370,11 @@ fn finish(
         .ratelimit
         .and_then(|rl| iso.rate_limited.iter().find(|t| t.rate == rl));
     let (rid, index) = (head.request_id(), route_index(iso, route));
+    // The one test an unmetered request pays for credits.
+    if route.cost > 0 {
+        let tier = tier.map(|t| (t.binding.clone(), t.refusal));
+        return Ok(metered(req, head, env, iso, route, index, entry, signature, tier, now));
+    }
     let fetch = match tier {
         Some(t) => js::forward_limited(
             req,
@@ -378,6 +390,57 @@ fn finish(
         None => js::forward(req, &entry.identity, &signature, rid, index),
     };
     started(fetch, head, route, Some(&entry.id))
+}
+
+/// A metered route: the key's rate limit (if any) first, so a request it refuses spends nothing;
+/// then one call to the workspace's credit counter; then the forward. Exhausted credits answer 402
+/// and an unreachable counter 503, both without an origin call. Runs as its own future under the
+/// request's log context (the counter call is awaited, unlike the unmetered forward).
+#[allow(clippy::too_many_arguments)]
+fn metered(
+    req: &web_sys::Request,
+    head: &Head,
+    env: &Env,
+    iso: &Rc<Isolate>,
+    route: &PolicyRoute,
+    index: u32,
+    entry: Rc<KeyEntry>,
+    signature: String,
+    tier: Option<(String, js::Canned)>,
+    now: Millis,
+) -> JsValue {
+    let lc = log_ctx(head, &route.pattern, Some(&entry.id));
+    let cost = route.cost;
+    // Clone::clone: web_sys::Request::clone would copy the request (its body included).
+    let (req, env, iso) = (Clone::clone(req), env.clone(), Rc::clone(iso));
+    let rid = head.request_id().to_owned();
+    wasm_bindgen_futures::future_to_promise(log::scoped(&lc, async move {
+        if let Some((binding, refusal)) = tier {
+            // Like kw_forward_limited: a limiter that fails lets the request through (logged).
+            match env.rate_limiter(&binding) {
+                Ok(rl) => match rl.limit(entry.id.to_string()).await {
+                    Ok(o) if !o.success => return Ok(js::canned(refusal, &rid).into()),
+                    Ok(_) => {}
+                    Err(e) => log::warn("ratelimiter-failed", &format!("{binding}: {e}")),
+                },
+                Err(e) => log::warn("ratelimiter-failed", &format!("{binding}: {e}")),
+            }
+        }
+        let credits = DoCredits::new(&env);
+        let charged =
+            crate::app::credits::charge(&credits, &entry.workspace, entry.cap.as_deref(), cost, now).await;
+        let r = charged.and_then(|()| {
+            js::forward(&req, &entry.identity, &signature, &rid, index).map_err(|e| {
+                log::error("origin-fetch-not-started", &format!("{e:?}"));
+                ApiError::BadGateway
+            })
+        });
+        Ok(match r {
+            Ok(v) => v,
+            Err(e) => to_web(&Response::problem_for(&e, iso.st.realm(), &rid), &rid).into(),
+        })
+    }))
+    .into()
 }
 
 /// Decides from memory: refusals that need no storage, public routes and cache hits.
@@ -402,6 +465,7 @@ fn gateway_fast(
         )),
         Ok(Prepared::Keyed(hash, route)) => {
             let entry = lookup::cached(&iso.st, &hash, now)?;
+            refresh_ahead(env, ctx, iso, &hash, now, || log_ctx(head, &route.pattern, None));
             Some(answer(
                 finish(req, head, env, ctx, iso, route, &hash, entry, now),
                 env,
@@ -439,6 +503,27 @@ async fn gateway_slow(
         }
     };
     answer(r.await, env, ctx, iso, head, now)
+}
+
+/// Refresh-ahead for a key answered from the cache: when its entry is in the last part of its
+/// TTL, one KV read after the response replaces it, so busy keys never wait on KV at expiry.
+/// `log_ctx` is called only when a refresh starts (once per entry per TTL).
+fn refresh_ahead(
+    env: &Env,
+    ctx: &Context,
+    iso: &Rc<Isolate>,
+    hash: &KeyHash,
+    now: Millis,
+    log_ctx: impl FnOnce() -> Rc<log::Ctx>,
+) {
+    if !lookup::refresh_due(&iso.st, hash, now) {
+        return;
+    }
+    let (env, iso, hash) = (env.clone(), Rc::clone(iso), *hash);
+    ctx.wait_until(log::scoped(&log_ctx(), async move {
+        let edge = KvEdge::new(&env, iso.st.config.kv_cache_ttl);
+        lookup::refresh(&iso.st, &edge, &hash, now).await;
+    }));
 }
 
 /// Notes a successful use; the batch decides when D1 is written (after the response, through

@@ -6,7 +6,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Map, Value};
 
 use super::{groups, presets, Admin};
-use crate::app::sync;
+use crate::app::{credits as app_credits, sync};
+use crate::core::credits::{self, KeyCredits, Op, Refill, Reply};
 use crate::core::hash::KeyHash;
 use crate::core::key::{ApiKey, Environment, RANDOM_BYTES};
 use crate::core::model::{Key, Liveness, Status};
@@ -38,6 +39,9 @@ struct CreateBody {
     #[serde(default, deserialize_with = "present")]
     environment: Option<Value>,
     groups: Option<Vec<String>>,
+    /// `{remaining, refill: {amount, interval} | null}` or null: a cap on top of the workspace's.
+    #[serde(default, deserialize_with = "present")]
+    credits: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +59,9 @@ struct UpdateBody {
     #[serde(default, deserialize_with = "present")]
     environment: Option<Value>,
     groups: Option<Vec<String>>,
+    /// A new cap (replacing the count), or null to remove it.
+    #[serde(default, deserialize_with = "present")]
+    credits: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -122,8 +129,67 @@ fn parse_scopes<R, E>(a: &Admin<'_, R, E>, raw: &[String]) -> ApiResult<ScopeSet
     Ok(a.app.st.policy.catalog.parse_grant(raw).field("scopes")?)
 }
 
-fn json_of<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key) -> Value {
-    key_json(k, a.now, &a.app.st.policy.catalog)
+/// Key objects, with `credits` ({remaining, refill, refill_at}) for keys that have a cap: one
+/// counter read for all of them, and none when no key has a cap.
+async fn objects<R: Records, E: Edge>(a: &Admin<'_, R, E>, keys: &[Key]) -> Vec<Value> {
+    let counters: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.credits.as_ref().map(|c| c.counter.clone()))
+        .collect();
+    let caps = if counters.is_empty() {
+        Some(Vec::new())
+    } else {
+        app_credits::read_caps(a.app.credits, &a.workspace, counters, a.now).await
+    };
+    keys.iter()
+        .map(|k| {
+            let mut v = key_json(k, a.now, &a.app.st.policy.catalog);
+            if let Some(c) = &k.credits {
+                v["credits"] = app_credits::credits_field(&c.counter, caps.as_deref());
+            }
+            v
+        })
+        .collect()
+}
+
+async fn json_of<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key) -> Value {
+    objects(a, std::slice::from_ref(k)).await.pop().unwrap_or(Value::Null)
+}
+
+/// Sets a key's cap in the counter, before the record names it: a record (and edge) that names
+/// a cap the counter lacks would refuse the key's metered requests. A cap set whose record write
+/// then fails is inert (no edge record names it) until a retry names it.
+async fn set_cap<R: Records, E: Edge>(
+    a: &Admin<'_, R, E>,
+    counter: &str,
+    remaining: i64,
+    refill: Option<Refill>,
+    what: &str,
+) -> ApiResult<()> {
+    let op = Op::SetCap {
+        cap: counter.to_owned(),
+        remaining,
+        refill,
+    };
+    match a.app.credits.apply(&a.workspace, &op, a.now).await {
+        Ok(Reply::State { .. }) => Ok(()),
+        Ok(Reply::Invalid { reason }) => Err(ApiError::field("credits", reason)),
+        Ok(other) => Err(ApiError::Internal(format!("credit counter answered {other:?} to a cap"))),
+        Err(_) => Err(app_credits::unavailable(&format!(
+            "The credit counter could not be reached; {what}. Retry."
+        ))),
+    }
+}
+
+fn parse_credits(v: &Value) -> ApiResult<Option<(i64, Option<Refill>)>> {
+    match v {
+        Value::Null => Ok(None),
+        v => Ok(Some(credits::parse_cap(v).field("credits")?)),
+    }
+}
+
+fn credits_detail(cap: Option<(i64, Option<Refill>)>) -> Value {
+    cap.map_or(Value::Null, |(remaining, refill)| json!({"remaining": remaining, "refill": refill}))
 }
 
 fn check_scope_count(set: &ScopeSet) -> ApiResult<()> {
@@ -154,8 +220,13 @@ async fn load<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<K
     }
 }
 
-fn created<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key, secret: &ApiKey<'_>, warning: Option<String>) -> Response {
-    let mut v = json_of(a, k);
+async fn created<R: Records, E: Edge>(
+    a: &Admin<'_, R, E>,
+    k: &Key,
+    secret: &ApiKey<'_>,
+    warning: Option<String>,
+) -> Response {
+    let mut v = json_of(a, k).await;
     v["key"] = json!(secret.expose_secret());
     if let Some(w) = warning {
         v["warning"] = json!(w);
@@ -198,11 +269,20 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
             .ok_or_else(|| ApiError::field("environment", "must be \"live\" or \"test\""))?,
     };
     a.ensure_can_issue(environment)?;
+    let cap = match &body.credits {
+        None => None,
+        Some(v) => parse_credits(v)?,
+    };
     let groups = validate::groups(body.groups.as_deref().unwrap_or_default()).field("groups")?;
     a.ensure_member_of(&groups)?;
     groups::check_exist(a, &groups).await?;
 
     let (secret, hash, id) = mint(a, environment)?;
+    // The cap is named after the key it is first set on.
+    let cap_counter = id.clone();
+    if let Some((remaining, refill)) = cap {
+        set_cap(a, &cap_counter, remaining, refill, "no key was created").await?;
+    }
     let key = Key {
         id,
         workspace: a.workspace.clone(),
@@ -223,18 +303,22 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         rotated_from: None,
         superseded_by: None,
         ratelimit,
+        credits: cap.map(|(_, refill)| KeyCredits { counter: cap_counter.clone(), refill }),
         version: 1,
     };
-    let detail = json!({
+    let mut detail = json!({
         "name": key.name,
         "scopes": a.show_scopes(&key.scopes),
         "environment": environment.as_str(),
         "groups": key.groups,
         "expires_at": expires_at.map(format_rfc3339),
     });
+    if cap.is_some() {
+        detail["credits"] = credits_detail(cap);
+    }
     sync::create(a.app, &key, &a.audit("key.create", Some(&key.id), detail), a.now).await?;
     groups::ensure_groups_exist(a, &key).await?;
-    Ok(created(a, &key, &secret, None))
+    Ok(created(a, &key, &secret, None).await)
 }
 
 pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
@@ -262,7 +346,7 @@ pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respons
         .list_keys(&a.workspace, filter, cursor.as_ref(), limit, LIST_SCAN, a.now)
         .await?;
     let next = page.next.map(|c| format!("{}.{}", c.created_at, c.id));
-    let items: Vec<Value> = page.keys.iter().map(|k| json_of(a, k)).collect();
+    let items: Vec<Value> = objects(a, &page.keys).await;
     Ok(Response::json(200, &json!({"items": items, "next_cursor": next})))
 }
 
@@ -278,7 +362,7 @@ fn parse_cursor(c: &str) -> Option<KeyCursor> {
 
 pub async fn get<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
     let key = load(a, id).await?;
-    Ok(Response::json(200, &json_of(a, &key)))
+    Ok(Response::json(200, &json_of(a, &key).await))
 }
 
 pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
@@ -344,13 +428,29 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         after.groups = groups;
         changed.push("groups");
     }
+    let mut cap = None;
+    if let Some(v) = &body.credits {
+        cap = parse_credits(v)?;
+        after.credits = cap.map(|(_, refill)| KeyCredits {
+            // The cap keeps its name in the counter (a rotated key shares its predecessor's).
+            counter: before.credits.as_ref().map_or_else(|| before.id.clone(), |c| c.counter.clone()),
+            refill,
+        });
+        changed.push("credits");
+    }
     if changed.is_empty() {
         return Err(ApiError::field(
             "body",
-            "nothing to change: give name, description, scopes, expires, metadata, ratelimit or groups",
+            "nothing to change: give name, description, scopes, expires, metadata, ratelimit, groups or credits",
         ));
     }
-    let detail = json!({"changed": changed, "scopes": a.show_scopes(&after.scopes), "groups": after.groups, "expires_at": after.expires_at.map(format_rfc3339)});
+    if let (Some((remaining, refill)), Some(c)) = (cap, &after.credits) {
+        set_cap(a, &c.counter, remaining, refill, "nothing was changed").await?;
+    }
+    let mut detail = json!({"changed": changed, "scopes": a.show_scopes(&after.scopes), "groups": after.groups, "expires_at": after.expires_at.map(format_rfc3339)});
+    if body.credits.is_some() {
+        detail["credits"] = credits_detail(cap);
+    }
     sync::update(
         a.app,
         &before,
@@ -360,7 +460,7 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     )
     .await?;
     groups::ensure_groups_exist(a, &after).await?;
-    Ok(Response::json(200, &json_of(a, &after)))
+    Ok(Response::json(200, &json_of(a, &after).await))
 }
 
 /// Deactivate (`Disabled`) or reactivate (`Active`) a key: reversible, unlike revoke. A disabled
@@ -374,7 +474,7 @@ pub async fn set_active<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str, acti
     }
     let want = if active { Status::Active } else { Status::Disabled };
     if before.status == want {
-        return Ok(Response::json(200, &json_of(a, &before)));
+        return Ok(Response::json(200, &json_of(a, &before).await));
     }
     let after = before.next(|k| k.status = want);
     let action = if active { "key.reactivate" } else { "key.deactivate" };
@@ -386,7 +486,7 @@ pub async fn set_active<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str, acti
         a.now,
     )
     .await?;
-    Ok(Response::json(200, &json_of(a, &after)))
+    Ok(Response::json(200, &json_of(a, &after).await))
 }
 
 pub async fn revoke<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
@@ -397,7 +497,7 @@ pub async fn revoke<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     // Also for a key the record already calls revoked: a retry after a failed edge write must
     // still take it off the edge.
     let done = sync::finalize(a.app, &row, Status::Revoked, &audit, a.now).await?;
-    Ok(Response::json(200, &json_of(a, &done)))
+    Ok(Response::json(200, &json_of(a, &done).await))
 }
 
 pub async fn delete<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiResult<Response> {
@@ -492,5 +592,5 @@ pub async fn rotate<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     )
     .await?;
     groups::ensure_groups_exist(a, &new).await?;
-    Ok(created(a, &new, &secret, warning))
+    Ok(created(a, &new, &secret, warning).await)
 }

@@ -3,6 +3,7 @@
 //! `keys:admin` (its own workspace only, never granting or managing above itself).
 
 mod audit;
+mod credits;
 mod groups;
 mod keys;
 mod presets;
@@ -266,6 +267,8 @@ enum Op {
     CreateGroup,
     DeleteGroup,
     ListAudit,
+    GetCredits,
+    TopUpCredits,
     Reconcile,
 }
 
@@ -316,6 +319,8 @@ pub const ROUTES: &[AdminRoute] = &[
     route("POST", "/admin/v1/groups", "createGroup", Op::CreateGroup),
     route("DELETE", "/admin/v1/groups/{name}", "deleteGroup", Op::DeleteGroup),
     route("GET", "/admin/v1/audit", "listAudit", Op::ListAudit),
+    route("GET", "/admin/v1/credits", "getCredits", Op::GetCredits),
+    route("POST", "/admin/v1/credits", "topUpCredits", Op::TopUpCredits),
     route("POST", "/admin/v1/reconcile", "reconcile", Op::Reconcile),
 ];
 
@@ -397,6 +402,8 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
         Op::CreateGroup => groups::create(&a).await,
         Op::DeleteGroup => groups::delete(&a, param).await,
         Op::ListAudit => audit::list(&a).await,
+        Op::GetCredits => credits::get(&a).await,
+        Op::TopUpCredits => credits::top_up(&a).await,
         Op::Reconcile => reconcile::run(&a).await,
     }
 }

@@ -26,9 +26,13 @@ pub enum Op {
     Reconcile,
     Deactivate,
     Reactivate,
+    GroupCreate,
+    GroupDelete,
 }
 
-pub const ALL_OPS: [Op; 14] = [
+pub const ALL_OPS: [Op; 16] = [
+    Op::GroupCreate,
+    Op::GroupDelete,
     Op::Deactivate,
     Op::Reactivate,
     Op::Create,
@@ -68,6 +72,12 @@ pub fn seed(w: &World) -> Seeded {
     let (id, secret) = (
         v["id"].as_str().unwrap().to_owned(),
         v["key"].as_str().unwrap().to_owned(),
+    );
+    // The target is a member of group g1 (GroupDelete removes it from every member key).
+    assert_eq!(w.admin("POST", "/admin/v1/groups", Some(json!({"name": "g1"}))).status, 201);
+    assert_eq!(
+        w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"groups": ["g1"]}))).status,
+        200
     );
     let (half_revoked, hs) = w.create_key("half revoked", &["events:write"]);
     let k = w.key(&half_revoked);
@@ -143,11 +153,18 @@ pub fn request(op: Op, s: &Seeded) -> Request {
         Op::Reconcile => ("POST", "/admin/v1/reconcile".to_owned(), None),
         Op::Deactivate => ("POST", format!("/admin/v1/keys/{id}/deactivate"), None),
         Op::Reactivate => ("POST", format!("/admin/v1/keys/{}/reactivate", s.disabled), None),
+        Op::GroupCreate => ("POST", "/admin/v1/groups".to_owned(), Some(json!({"name": "g2"}))),
+        Op::GroupDelete => ("DELETE", "/admin/v1/groups/g1".to_owned(), None),
     };
     admin_req(m, &p, b, ROOT)
 }
 
-const SLUGS_503: [&str; 3] = ["edge-write-failed", "store-unavailable", "edge-unconfirmed"];
+const SLUGS_503: [&str; 4] = [
+    "edge-write-failed",
+    "store-unavailable",
+    "edge-unconfirmed",
+    "group-cleanup-unfinished",
+];
 
 pub fn check_answer(r: &Response, ctx: &str) {
     assert_ne!(r.status, 500, "{ctx}: {}", r.body);
@@ -228,6 +245,12 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                     }
                 }
                 check_state(&w, &s.secrets, &ctx);
+                if op == Op::GroupDelete && r.status < 300 {
+                    assert!(!w.key(&s.id).groups.contains(&"g1".to_owned()), "{ctx}: still a member in D1");
+                    let edge = w.edge.snapshot();
+                    let rec = edge.get(&hash_of(&s.secret));
+                    assert!(rec.is_none_or(|r| !r.groups.contains(&"g1".to_owned())), "{ctx}: still a member at the edge");
+                }
                 if revoked_before && r.status < 300 {
                     assert!(
                         w.key(&s.id).status.is_final(),
@@ -254,6 +277,17 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                 check_state(&w, &s.secrets, &format!("{ctx}, after retry"));
                 reconcile_all(&w, &ctx);
                 check_state(&w, &s.secrets, &format!("{ctx}, after reconcile"));
+                if op == Op::GroupDelete {
+                    // The retried DELETE finished what the failure interrupted: no key is left in a
+                    // deleted group, in D1 or at the edge.
+                    let snap = w.records.snapshot();
+                    assert!(snap.groups.keys().all(|(_, g)| g != "g1"), "{ctx}: group survived");
+                    assert!(snap.keys.values().all(|k| !k.groups.contains(&"g1".to_owned())), "{ctx}: member in D1");
+                    assert!(
+                        w.edge.snapshot().values().all(|r| !r.groups.contains(&"g1".to_owned())),
+                        "{ctx}: member at the edge"
+                    );
+                }
                 w.assert_consistent(&ctx);
                 // The half-done revocation from the seed is completed, never undone.
                 assert!(w.key(&s.half_revoked).status.is_final(), "{ctx}");

@@ -3,8 +3,10 @@
 //! interleaving of two admin calls on one key (`races`).
 
 mod contract;
+mod credits;
 mod environments;
 mod faults;
+mod lookup;
 mod races;
 mod routes;
 
@@ -29,7 +31,7 @@ use crate::core::record::KeyRecord;
 use crate::core::scope::ScopeSet;
 use crate::core::time::Millis;
 use crate::http::plain::{Request, Response};
-use crate::store::memory::{Faults, MemEdge, MemRecords};
+use crate::store::memory::{Faults, MemCredits, MemEdge, MemRecords};
 
 pub const T0: Millis = 1_800_000_000_000;
 pub const ROOT: &str = "root-token";
@@ -49,6 +51,7 @@ pub struct World {
     pub faults: Rc<Faults>,
     pub records: MemRecords,
     pub edge: MemEdge,
+    pub credits: MemCredits,
     pub st: State,
     pub now: std::cell::Cell<Millis>,
 }
@@ -59,6 +62,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            credits: MemCredits::new(Rc::clone(&faults)),
             faults,
             st: State::new(test_config(), [7; 32]).unwrap(),
             now: std::cell::Cell::new(T0),
@@ -79,6 +83,7 @@ impl World {
         World {
             records: MemRecords::new(Rc::clone(&faults)),
             edge: MemEdge::new(Rc::clone(&faults)),
+            credits: MemCredits::new(Rc::clone(&faults)),
             faults,
             st: State::with_policy(config, policy_json, [7; 32]).unwrap(),
             now: std::cell::Cell::new(T0),
@@ -90,6 +95,7 @@ impl World {
             st: &self.st,
             records: &self.records,
             edge: &self.edge,
+            credits: &self.credits,
         }
     }
 

@@ -77,8 +77,7 @@ pub fn schemathesis_finds_nothing(ctx: &Ctx) -> TestResult {
     );
     let summary = output
         .lines()
-        .filter(|l| l.contains(" generated, "))
-        .last()
+        .rfind(|l| l.contains(" generated, "))
         .unwrap_or("")
         .trim();
     eprintln!(
