@@ -96,9 +96,28 @@ pub fn exhaustion_top_up_and_refill(ctx: &Ctx) -> TestResult {
     ctx.admin("PATCH", &format!("/admin/v1/keys/{id}?workspace={ws}"), Some(&json!({"credits": null})))?
         .expect_status(200)?;
     ctx.gateway("GET", &format!("/metered/{}", ctx.nonce()), &capped)?.expect_status(200)?;
+    // A cap again, by PATCH, then another: the counter takes each (each record write is newer than
+    // the one that set the cap before), and the key object shows the count.
+    let key_path = format!("/admin/v1/keys/{id}?workspace={ws}");
+    for remaining in [1, 3] {
+        let obj = ctx.admin("PATCH", &key_path, Some(&json!({"credits": {"remaining": remaining}})))?.expect_json(200)?;
+        ensure_eq!(obj["credits"]["remaining"].as_i64(), Some(remaining), "PATCH answer {obj}");
+    }
+    for _ in 0..3 {
+        ctx.gateway("GET", &format!("/metered/{}", ctx.nonce()), &capped)?.expect_status(200)?;
+    }
+    let p = ctx.gateway("GET", &format!("/metered/{}", ctx.nonce()), &capped)?.expect_problem(402, Some("credits-exhausted"))?;
+    ensure_eq!((p["limit"].as_str(), p["refill_at"].is_null()), (Some("key"), true), "{p}");
+    ensure_eq!(ctx.get_key(&ws, &id)?["credits"]["remaining"].as_i64(), Some(0), "key object");
     // Top-ups and cap changes are audited.
     let audit = ctx.admin("GET", &format!("/admin/v1/audit?workspace={ws}"), None)?.expect_json(200)?;
-    let actions: Vec<&str> = audit["items"].as_array().ok_or("no items")?.iter().filter_map(|e| e["action"].as_str()).collect();
+    let items = audit["items"].as_array().ok_or("no items")?;
+    let actions: Vec<&str> = items.iter().filter_map(|e| e["action"].as_str()).collect();
     ensure!(actions.contains(&"credits.topup"), "audit {actions:?}");
+    let cap_changes = items
+        .iter()
+        .filter(|e| e["action"] == "key.update" && e["detail"]["changed"] == json!(["credits"]))
+        .count();
+    ensure_eq!(cap_changes, 3, "key.update entries for the cap's removal and two PATCHes: {actions:?}");
     Ok(())
 }
