@@ -126,6 +126,8 @@ def edge_record(row: dict) -> dict:
         rec["groups"] = groups
     if row["ratelimit"] and not tomb:
         rec["rl"] = json.loads(row["ratelimit"])
+    if row.get("credits") and not tomb:
+        rec["cr"] = json.loads(row["credits"])["counter"]
     return rec
 
 

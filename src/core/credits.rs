@@ -10,6 +10,10 @@
 //! - A key may also have a cap (`remaining`, optional refill `{amount, interval}` in seconds): it
 //!   must cover the cost too, and both are spent together or neither. A refill *sets* `remaining`
 //!   to `amount` every `interval` from when the cap was set (it does not accumulate).
+//! - A cap is set by a key record write, and the counter keeps the newest: each `SetCap` carries
+//!   the [`Stamp`] of the write (the key's creation time, then its record version), and one older
+//!   than what set the cap changes nothing. So two cap changes whose record writes happen in one
+//!   order cannot land in the counter in the other.
 //! - Every decision is made in one place (the workspace's object), one at a time, so a balance of
 //!   N is spent by at most N/cost requests: zero overspend.
 
@@ -50,6 +54,15 @@ pub struct KeyCredits {
     pub refill: Option<Refill>,
 }
 
+/// Which key record write set a cap: the key's `created_at`, then its record `version`. Ordered
+/// that way, a rotated key's successor (created later) outranks its predecessor, and a key's later
+/// write outranks its earlier ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    pub created_at: Millis,
+    pub version: u64,
+}
+
 /// A key's cap as the counter holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cap {
@@ -57,14 +70,17 @@ pub struct Cap {
     pub refill: Option<Refill>,
     /// When the next refill happens (None without refill).
     pub next_refill: Option<Millis>,
+    /// The write that set it.
+    pub stamp: Stamp,
 }
 
 impl Cap {
-    pub fn new(remaining: i64, refill: Option<Refill>, now: Millis) -> Cap {
+    pub fn new(remaining: i64, refill: Option<Refill>, stamp: Stamp, now: Millis) -> Cap {
         Cap {
             remaining,
             refill,
             next_refill: refill.map(|r| now + r.interval * 1000),
+            stamp,
         }
     }
 
@@ -109,11 +125,12 @@ pub enum Op {
     },
     /// Add `amount`; `id` makes a retry harmless (an id already applied changes nothing).
     TopUp { amount: i64, id: String },
-    /// Set (replace) a key's cap.
+    /// Set (replace) a key's cap, unless a newer write (`stamp`) already set it.
     SetCap {
         cap: String,
         remaining: i64,
         refill: Option<Refill>,
+        stamp: Stamp,
     },
     /// The balance, and the named caps (None: every cap).
     Read {
@@ -160,7 +177,8 @@ pub struct CapView {
 pub enum Reply {
     Granted { balance: i64, cap: Option<i64> },
     Refused(Exhausted),
-    /// After a top-up, a cap change or a read. `applied`: false for a top-up id seen before.
+    /// After a top-up, a cap change or a read. `applied`: false for a top-up id seen before, or a
+    /// cap change older than the one that set the cap.
     State {
         ws: Balance,
         caps: Vec<CapView>,
@@ -220,10 +238,18 @@ impl Ledger {
                     self.state(&[], true)
                 }
             },
-            Op::SetCap { cap, remaining, refill } => match check_cap(*remaining, *refill) {
+            Op::SetCap {
+                cap,
+                remaining,
+                refill,
+                stamp,
+            } => match check_cap(*remaining, *refill) {
                 Err(reason) => Reply::Invalid { reason },
+                Ok(()) if self.caps.get(cap).is_some_and(|c| c.stamp >= *stamp) => {
+                    self.state(std::slice::from_ref(cap), false)
+                }
                 Ok(()) => {
-                    self.caps.insert(cap.clone(), Cap::new(*remaining, *refill, now));
+                    self.caps.insert(cap.clone(), Cap::new(*remaining, *refill, *stamp, now));
                     ch.caps.push(cap.clone());
                     self.state(std::slice::from_ref(cap), true)
                 }
@@ -396,6 +422,7 @@ mod tests {
     use serde_json::json;
 
     const T0: Millis = 1_700_000_000_000;
+    const ST: Stamp = Stamp { created_at: T0, version: 1 };
 
     fn topped(n: i64) -> Ledger {
         let mut l = Ledger::default();
@@ -429,7 +456,7 @@ mod tests {
     #[test]
     fn a_cap_and_the_balance_are_spent_together_or_not_at_all() {
         let mut l = topped(100);
-        l.apply(&Op::SetCap { cap: "k1".into(), remaining: 2, refill: None }, T0);
+        l.apply(&Op::SetCap { cap: "k1".into(), remaining: 2, refill: None, stamp: ST }, T0);
         assert_eq!(spend(&mut l, 1, Some("k1"), T0), Reply::Granted { balance: 99, cap: Some(1) });
         assert_eq!(spend(&mut l, 1, Some("k1"), T0), Reply::Granted { balance: 98, cap: Some(0) });
         assert_eq!(
@@ -443,7 +470,7 @@ mod tests {
         assert!(matches!(spend(&mut l, 1, Some("nope"), T0), Reply::Refused(Exhausted { limit: Limit::Key, remaining: 0, .. })));
         // The workspace is reported first when both are short.
         let mut l = topped(1);
-        l.apply(&Op::SetCap { cap: "k".into(), remaining: 0, refill: None }, T0);
+        l.apply(&Op::SetCap { cap: "k".into(), remaining: 0, refill: None, stamp: ST }, T0);
         assert!(matches!(spend(&mut l, 2, Some("k"), T0), Reply::Refused(Exhausted { limit: Limit::Workspace, .. })));
     }
 
@@ -451,7 +478,7 @@ mod tests {
     fn refill_sets_remaining_at_each_interval_from_when_the_cap_was_set() {
         let mut l = topped(1_000);
         let refill = Some(Refill { amount: 3, interval: 60 });
-        l.apply(&Op::SetCap { cap: "k".into(), remaining: 1, refill }, T0);
+        l.apply(&Op::SetCap { cap: "k".into(), remaining: 1, refill, stamp: ST }, T0);
         assert!(matches!(spend(&mut l, 1, Some("k"), T0), Reply::Granted { cap: Some(0), .. }));
         assert_eq!(
             spend(&mut l, 1, Some("k"), T0 + 59_999),
@@ -496,9 +523,9 @@ mod tests {
         for op in [
             Op::Spend { cost: 0, cap: None },
             Op::Spend { cost: MAX_COST + 1, cap: None },
-            Op::SetCap { cap: "k".into(), remaining: -1, refill: None },
-            Op::SetCap { cap: "k".into(), remaining: 1, refill: Some(Refill { amount: 0, interval: 60 }) },
-            Op::SetCap { cap: "k".into(), remaining: 1, refill: Some(Refill { amount: 1, interval: 0 }) },
+            Op::SetCap { cap: "k".into(), remaining: -1, refill: None, stamp: ST },
+            Op::SetCap { cap: "k".into(), remaining: 1, refill: Some(Refill { amount: 0, interval: 60 }), stamp: ST },
+            Op::SetCap { cap: "k".into(), remaining: 1, refill: Some(Refill { amount: 1, interval: 0 }), stamp: ST },
         ] {
             assert!(matches!(l.apply(&op, T0).0, Reply::Invalid { .. }), "{op:?}");
         }
@@ -510,7 +537,7 @@ mod tests {
         let ops = [
             Op::Spend { cost: 2, cap: Some("key_1".into()) },
             Op::TopUp { amount: 5, id: "x".into() },
-            Op::SetCap { cap: "k".into(), remaining: 3, refill: Some(Refill { amount: 3, interval: 60 }) },
+            Op::SetCap { cap: "k".into(), remaining: 3, refill: Some(Refill { amount: 3, interval: 60 }), stamp: ST },
             Op::Read { caps: None },
         ];
         for op in ops {
@@ -549,5 +576,29 @@ mod tests {
         assert_eq!(amount(&json!(7), 1), Ok(7));
         assert!(amount(&json!(7.0), 1).is_err());
         assert!(amount(&json!(0), 1).is_err());
+    }
+
+    #[test]
+    fn a_cap_change_older_than_the_one_that_set_the_cap_changes_nothing() {
+        let mut l = topped(100);
+        let set = |l: &mut Ledger, remaining: i64, created_at: Millis, version: u64| {
+            let stamp = Stamp { created_at, version };
+            l.apply(&Op::SetCap { cap: "k".into(), remaining, refill: None, stamp }, T0)
+        };
+        assert!(matches!(set(&mut l, 5, T0, 3).0, Reply::State { applied: true, .. }));
+        // Version 2 of the same key arrives late: ignored, and nothing to store.
+        let (r, ch) = set(&mut l, 9, T0, 2);
+        assert!(matches!(r, Reply::State { applied: false, .. }), "{r:?}");
+        assert_eq!(ch, Changes::default());
+        assert_eq!(l.caps["k"].remaining, 5);
+        // The same write twice is applied once (a replayed op must not reset what was spent).
+        spend(&mut l, 1, Some("k"), T0);
+        assert!(matches!(set(&mut l, 5, T0, 3).0, Reply::State { applied: false, .. }));
+        assert_eq!(l.caps["k"].remaining, 4);
+        // A successor (created later) outranks its predecessor at any version, not the reverse.
+        assert!(matches!(set(&mut l, 7, T0 + 1, 1).0, Reply::State { applied: true, .. }));
+        assert!(matches!(set(&mut l, 8, T0, 9).0, Reply::State { applied: false, .. }));
+        assert_eq!(l.caps["k"].remaining, 7);
+        assert_eq!(l.caps["k"].stamp, Stamp { created_at: T0 + 1, version: 1 });
     }
 }

@@ -185,6 +185,11 @@ impl MemRecords {
     pub fn key(&self, id: &str) -> Option<Key> {
         self.state.borrow().keys.get(id).cloned()
     }
+
+    /// Every key row (without copying the audit log, as `snapshot` does).
+    pub fn keys(&self) -> Vec<Key> {
+        self.state.borrow().keys.values().cloned().collect()
+    }
 }
 
 impl Records for MemRecords {

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use serde::Deserialize;
 use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
-use crate::core::credits::{Balance, Cap, Changes, Ledger, Op, Refill};
+use crate::core::credits::{Balance, Cap, Changes, Ledger, Op, Refill, Stamp};
 
 #[durable_object]
 pub struct CreditsCounter {
@@ -23,7 +23,7 @@ const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS ws (id INTEGER PRIMARY KEY CHECK (id = 1), balance INTEGER NOT NULL, \
      spent INTEGER NOT NULL, refused INTEGER NOT NULL, topped_up INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS caps (id TEXT PRIMARY KEY, remaining INTEGER NOT NULL, amount INTEGER, \
-     interval_s INTEGER, next_refill INTEGER)",
+     interval_s INTEGER, next_refill INTEGER, stamp_at INTEGER NOT NULL, stamp_version INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS topups (id TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
 ];
 
@@ -34,6 +34,8 @@ struct CapRow {
     amount: Option<i64>,
     interval_s: Option<i64>,
     next_refill: Option<i64>,
+    stamp_at: i64,
+    stamp_version: i64,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +64,10 @@ fn load(sql: &SqlStorage) -> Result<Ledger> {
         l.ws = ws;
     }
     for c in sql
-        .exec("SELECT id, remaining, amount, interval_s, next_refill FROM caps", None)?
+        .exec(
+            "SELECT id, remaining, amount, interval_s, next_refill, stamp_at, stamp_version FROM caps",
+            None,
+        )?
         .to_array::<CapRow>()?
     {
         let refill = match (c.amount, c.interval_s) {
@@ -75,6 +80,10 @@ fn load(sql: &SqlStorage) -> Result<Ledger> {
                 remaining: c.remaining,
                 refill,
                 next_refill: c.next_refill,
+                stamp: Stamp {
+                    created_at: c.stamp_at,
+                    version: c.stamp_version as u64,
+                },
             },
         );
     }
@@ -98,13 +107,16 @@ fn persist(sql: &SqlStorage, l: &Ledger, ch: &Changes) -> Result<()> {
     for id in &ch.caps {
         if let Some(c) = l.caps.get(id) {
             sql.exec(
-                "INSERT OR REPLACE INTO caps (id, remaining, amount, interval_s, next_refill) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO caps (id, remaining, amount, interval_s, next_refill, stamp_at, stamp_version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
                 vec![
                     SqlStorageValue::String(id.clone()),
                     int(c.remaining),
                     opt(c.refill.map(|r| r.amount)),
                     opt(c.refill.map(|r| r.interval)),
                     opt(c.next_refill),
+                    int(c.stamp.created_at),
+                    int(c.stamp.version as i64),
                 ],
             )?;
         }

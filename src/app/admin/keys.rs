@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::{groups, presets, Admin};
 use crate::app::{credits as app_credits, sync};
-use crate::core::credits::{self, KeyCredits, Op, Refill, Reply};
+use crate::core::credits::{self, KeyCredits, Op, Refill, Reply, Stamp};
 use crate::core::hash::KeyHash;
 use crate::core::key::{ApiKey, Environment, RANDOM_BYTES};
 use crate::core::model::{Key, Liveness, Status};
@@ -156,29 +156,50 @@ async fn json_of<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key) -> Value {
     objects(a, std::slice::from_ref(k)).await.pop().unwrap_or(Value::Null)
 }
 
-/// Sets a key's cap in the counter, before the record names it: a record (and edge) that names
-/// a cap the counter lacks would refuse the key's metered requests. A cap set whose record write
-/// then fails is inert (no edge record names it) until a retry names it.
+/// Sets the cap `k` names to `remaining`, stamped with `k`'s record write (the counter ignores a
+/// change older than the one that set the cap, so it ends with the newest record write's whatever
+/// order the calls arrive in; `applied: false` then means a newer write already set it, which
+/// leaves this call's write applied and superseded, not failed).
+///
+/// On create it runs before the record exists: the cap is named after the new key, so until the
+/// record names it nothing uses it, and a create that fails afterwards leaves an unused cap. On
+/// PATCH it runs after the record write: run before, a PATCH that then lost its conditional
+/// record write (409) would still have replaced the count.
 async fn set_cap<R: Records, E: Edge>(
     a: &Admin<'_, R, E>,
-    counter: &str,
+    k: &Key,
     remaining: i64,
     refill: Option<Refill>,
-    what: &str,
+    unreachable: &str,
 ) -> ApiResult<()> {
+    let Some(c) = &k.credits else { return Ok(()) };
     let op = Op::SetCap {
-        cap: counter.to_owned(),
+        cap: c.counter.clone(),
         remaining,
         refill,
+        stamp: Stamp {
+            created_at: k.created_at,
+            version: k.version,
+        },
     };
     match a.app.credits.apply(&a.workspace, &op, a.now).await {
         Ok(Reply::State { .. }) => Ok(()),
         Ok(Reply::Invalid { reason }) => Err(ApiError::field("credits", reason)),
         Ok(other) => Err(ApiError::Internal(format!("credit counter answered {other:?} to a cap"))),
-        Err(_) => Err(app_credits::unavailable(&format!(
-            "The credit counter could not be reached; {what}. Retry."
-        ))),
+        Err(_) => Err(app_credits::unavailable(unreachable)),
     }
+}
+
+/// Whether `k` was rotated into a successor that exists and is not revoked or deleted (a
+/// rotation that failed after writing `superseded_by` leaves none).
+async fn live_successor<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key) -> ApiResult<bool> {
+    let Some(successor) = &k.superseded_by else { return Ok(false) };
+    Ok(a
+        .app
+        .records
+        .get_key(&a.workspace, successor)
+        .await?
+        .is_some_and(|s| !s.status.is_final()))
 }
 
 fn parse_credits(v: &Value) -> ApiResult<Option<(i64, Option<Refill>)>> {
@@ -280,9 +301,6 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
     let (secret, hash, id) = mint(a, environment)?;
     // The cap is named after the key it is first set on.
     let cap_counter = id.clone();
-    if let Some((remaining, refill)) = cap {
-        set_cap(a, &cap_counter, remaining, refill, "no key was created").await?;
-    }
     let key = Key {
         id,
         workspace: a.workspace.clone(),
@@ -313,8 +331,16 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         "groups": key.groups,
         "expires_at": expires_at.map(format_rfc3339),
     });
-    if cap.is_some() {
+    if let Some((remaining, refill)) = cap {
         detail["credits"] = credits_detail(cap);
+        set_cap(
+            a,
+            &key,
+            remaining,
+            refill,
+            "The credit counter could not be reached; no key was created. Retry.",
+        )
+        .await?;
     }
     sync::create(a.app, &key, &a.audit("key.create", Some(&key.id), detail), a.now).await?;
     groups::ensure_groups_exist(a, &key).await?;
@@ -431,6 +457,12 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     let mut cap = None;
     if let Some(v) = &body.credits {
         cap = parse_credits(v)?;
+        if before.credits.is_some() && live_successor(a, &before).await? {
+            return Err(ApiError::Conflict {
+                slug: "already-rotated",
+                detail: "This key shares its credit cap with its successor; change the cap on the successor.".into(),
+            });
+        }
         after.credits = cap.map(|(_, refill)| KeyCredits {
             // The cap keeps its name in the counter (a rotated key shares its predecessor's).
             counter: before.credits.as_ref().map_or_else(|| before.id.clone(), |c| c.counter.clone()),
@@ -444,9 +476,6 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
             "nothing to change: give name, description, scopes, expires, metadata, ratelimit, groups or credits",
         ));
     }
-    if let (Some((remaining, refill)), Some(c)) = (cap, &after.credits) {
-        set_cap(a, &c.counter, remaining, refill, "nothing was changed").await?;
-    }
     let mut detail = json!({"changed": changed, "scopes": a.show_scopes(&after.scopes), "groups": after.groups, "expires_at": after.expires_at.map(format_rfc3339)});
     if body.credits.is_some() {
         detail["credits"] = credits_detail(cap);
@@ -459,6 +488,18 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         a.now,
     )
     .await?;
+    if let Some((remaining, refill)) = cap {
+        set_cap(
+            a,
+            &after,
+            remaining,
+            refill,
+            "The key is changed, but the credit counter did not confirm its new count: until it does, \
+             the key spends its previous cap (or, for a new cap, its metered requests are refused). Retry \
+             the PATCH.",
+        )
+        .await?;
+    }
     groups::ensure_groups_exist(a, &after).await?;
     Ok(Response::json(200, &json_of(a, &after).await))
 }
@@ -524,21 +565,13 @@ pub async fn rotate<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
     if old.status == Status::Revoked {
         return Err(revoked_conflict("rotated"));
     }
-    if let Some(successor) = &old.superseded_by {
-        // A successor that never came to be (its rotation failed after the record was written)
-        // does not block a new rotation; a real one does.
-        let live_successor = a
-            .app
-            .records
-            .get_key(&a.workspace, successor)
-            .await?
-            .is_some_and(|s| !s.status.is_final());
-        if live_successor {
-            return Err(ApiError::Conflict {
-                slug: "already-rotated",
-                detail: "This key was already rotated; rotate its successor.".into(),
-            });
-        }
+    // A successor that never came to be (its rotation failed after the record was written) does
+    // not block a new rotation; a real one does.
+    if live_successor(a, &old).await? {
+        return Err(ApiError::Conflict {
+            slug: "already-rotated",
+            detail: "This key was already rotated; rotate its successor.".into(),
+        });
     }
     // The new secret carries the old key's powers and groups, so the caller must hold them.
     a.ensure_can_grant(&old.scopes)?;

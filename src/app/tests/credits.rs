@@ -95,6 +95,8 @@ fn unmetered_routes_never_touch_the_counter() {
     assert!(w.st.policy.routes().iter().filter(|r| r.cost > 0).count() == 1, "only /metered/** is metered");
 }
 
+type Spend<'a> = Pin<Box<dyn Future<Output = Result<(), ApiError>> + 'a>>;
+
 /// Many requests in flight at once, their counter calls interleaved (each yields before it
 /// applies): exactly balance / cost succeed.
 #[test]
@@ -105,7 +107,7 @@ fn concurrent_spenders_never_overspend() {
     // Warm the cache so every request goes straight to the counter.
     gw(&w, "/echo/warm", &key).unwrap();
     w.faults.set_yielding(true);
-    let mut futs: Vec<Pin<Box<dyn Future<Output = Result<(), ApiError>> + '_>>> =
+    let mut futs: Vec<Spend<'_>> =
         (0..50).map(|_| Box::pin(gateway_async(&w, "GET", "/metered/x", &key)) as _).collect();
     let mut done: Vec<Option<Result<(), ApiError>>> = (0..50).map(|_| None).collect();
     let mut cx = Context::from_waker(Waker::noop());
@@ -254,6 +256,23 @@ fn a_rotated_key_shares_its_predecessors_cap() {
     gw(&w, "/metered/a", &new).unwrap();
     gw(&w, "/metered/a", &old).unwrap();
     assert_eq!(gw(&w, "/metered/a", &new).unwrap_err().0, 402);
+    // The shared cap is changed through the successor only (its change outranks the old key's in
+    // the counter); the old key's other fields stay editable.
+    let r = w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"credits": {"remaining": 9}})));
+    assert_eq!((r.status, problem_type(&r).as_str()), (409, "already-rotated"), "{}", r.body);
+    assert_eq!(w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"name": "rotating old"}))).status, 200);
+    let new_id = w.admin("GET", "/admin/v1/keys", None).json_body()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["rotated_from"] == json!(id))
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let r = w.admin("PATCH", &format!("/admin/v1/keys/{new_id}"), Some(json!({"credits": {"remaining": 2}})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    gw(&w, "/metered/a", &old).unwrap();
+    gw(&w, "/metered/a", &new).unwrap();
+    assert_eq!(gw(&w, "/metered/a", &old).unwrap_err().0, 402);
 }
 
 #[test]

@@ -28,9 +28,17 @@ pub enum Op {
     Reactivate,
     GroupCreate,
     GroupDelete,
+    /// Create with a credit cap (the counter is written before the record names the cap).
+    CreateCapped,
+    /// Give the seeded key a cap (remaining 5, refill 5 every 60 s).
+    PatchCap,
+    /// Another cap for the same key (remaining 7, refill 7 every 120 s): races with PatchCap.
+    PatchCapB,
+    /// Top up the workspace by 10 with a fixed top-up id.
+    TopUp,
 }
 
-pub const ALL_OPS: [Op; 16] = [
+pub const ALL_OPS: [Op; 19] = [
     Op::GroupCreate,
     Op::GroupDelete,
     Op::Deactivate,
@@ -47,6 +55,9 @@ pub const ALL_OPS: [Op; 16] = [
     Op::PresetCreate,
     Op::PresetDelete,
     Op::Reconcile,
+    Op::CreateCapped,
+    Op::PatchCap,
+    Op::TopUp,
 ];
 
 pub struct Seeded {
@@ -155,17 +166,66 @@ pub fn request(op: Op, s: &Seeded) -> Request {
         Op::Reactivate => ("POST", format!("/admin/v1/keys/{}/reactivate", s.disabled), None),
         Op::GroupCreate => ("POST", "/admin/v1/groups".to_owned(), Some(json!({"name": "g2"}))),
         Op::GroupDelete => ("DELETE", "/admin/v1/groups/g1".to_owned(), None),
+        Op::CreateCapped => (
+            "POST",
+            "/admin/v1/keys".to_owned(),
+            Some(json!({"name": "capped key", "scopes": ["projects:viewer"],
+                        "credits": {"remaining": 3, "refill": {"amount": 3, "interval": 60}}})),
+        ),
+        Op::PatchCap => (
+            "PATCH",
+            format!("/admin/v1/keys/{id}"),
+            Some(json!({"credits": {"remaining": 5, "refill": {"amount": 5, "interval": 60}}})),
+        ),
+        Op::PatchCapB => (
+            "PATCH",
+            format!("/admin/v1/keys/{id}"),
+            Some(json!({"credits": {"remaining": 7, "refill": {"amount": 7, "interval": 120}}})),
+        ),
+        Op::TopUp => (
+            "POST",
+            "/admin/v1/credits".to_owned(),
+            Some(json!({"amount": TOP_UP, "id": "topup-1"})),
+        ),
     };
     admin_req(m, &p, b, ROOT)
 }
 
-const SLUGS_503: [&str; 5] = [
+const SLUGS_503: [&str; 7] = [
+    "group-cleanup-unfinished",
     "edge-write-failed",
     "store-unavailable",
     "edge-unconfirmed",
-    "group-cleanup-unfinished",
+    "credits-unavailable",
+    "audit-write-failed",
     "feed-unavailable",
 ];
+
+/// The amount `Op::TopUp` adds.
+pub const TOP_UP: i64 = 10;
+
+/// Credits after the calls have finished without faults (or been retried): every live key that
+/// names a cap finds it in the workspace's counter with the refill its record says, and the count
+/// of the write that set it (every cap these tests set has `remaining` equal to its refill amount,
+/// and nothing spends); the balance is one top-up or none, never two.
+pub fn check_credits(w: &World, ctx: &str) {
+    let ledger = w.credits.ledger("acme");
+    for k in w.records.keys() {
+        let Some(kc) = &k.credits else { continue };
+        if k.status.is_final() {
+            continue;
+        }
+        let cap = ledger.caps.get(&kc.counter);
+        let cap = cap.unwrap_or_else(|| panic!("{ctx}: {} names cap {} that the counter lacks", k.id, kc.counter));
+        assert_eq!(cap.refill, kc.refill, "{ctx}: {}'s record and the counter disagree on the refill", k.id);
+        assert_eq!(Some(cap.remaining), kc.refill.map(|r| r.amount), "{ctx}: {}'s count", k.id);
+    }
+    assert!(
+        [0, TOP_UP].contains(&ledger.ws.balance) && ledger.ws.topped_up == ledger.ws.balance,
+        "{ctx}: balance {:?}",
+        ledger.ws
+    );
+}
 
 pub fn check_answer(r: &Response, ctx: &str) {
     assert_ne!(r.status, 500, "{ctx}: {}", r.body);
@@ -276,6 +336,14 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                     }
                 }
                 check_state(&w, &s.secrets, &format!("{ctx}, after retry"));
+                check_credits(&w, &format!("{ctx}, after retry"));
+                if op == Op::TopUp {
+                    assert_eq!(w.credits.ledger("acme").ws.balance, TOP_UP, "{ctx}: applied exactly once");
+                    let audited = w.records.snapshot().audit.iter().any(|a| {
+                        a.entry.action == "credits.topup" && a.entry.detail["id"] == "topup-1"
+                    });
+                    assert!(audited, "{ctx}: the top-up is audited");
+                }
                 reconcile_all(&w, &ctx);
                 check_state(&w, &s.secrets, &format!("{ctx}, after reconcile"));
                 if op == Op::GroupDelete {

@@ -547,8 +547,10 @@ fn with_the_feed_off_the_cache_is_trusted_as_before() {
     assert_eq!(w.feed.reads(), 0);
 }
 
-/// The seed's target key is in the group GroupDelete deletes: leaving it takes power away.
-const REDUCING: [Op; 7] = [
+/// The seed's target key is in the group GroupDelete deletes: leaving it takes power away. A
+/// credit cap added to a key is a limit added (Key::narrows_to), announced like the others.
+const REDUCING: [Op; 8] = [
+    Op::PatchCap,
     Op::Revoke,
     Op::Delete,
     Op::Deactivate,

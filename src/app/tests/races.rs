@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::faults::{check_answer, request, seed, Op};
+use super::faults::{check_answer, check_credits, request, seed, Op};
 use super::*;
 use crate::core::model::Status;
 
@@ -97,6 +97,7 @@ fn explore(a: Op, b: Op) -> usize {
             }
         }
         super::faults::check_state(&w, &secrets, &ctx);
+        check_credits(&w, &ctx);
         // Without faults, no reconcile is needed: the edge already matches the record. (The
         // seed's half-done revocation is left to reconcile, unless reconcile was in the race.)
         if a == Op::Reconcile || b == Op::Reconcile {
@@ -147,4 +148,26 @@ fn every_interleaving_of_every_pair_of_admin_calls_on_one_key() {
     }
     eprintln!("interleavings explored: {total}");
     assert!(total > 1000, "{total}");
+}
+
+/// Credit writes against each other and against the key's other writes: two caps for one key
+/// (the record and the counter must end up naming the same one: the write that won), a cap
+/// against rotation, revocation, deletion and reconcile, and a top-up retried while the first is
+/// in flight (applied once).
+const CREDIT_RACES: [(Op, Op); 8] = [
+    (Op::PatchCap, Op::PatchCapB),
+    (Op::PatchCap, Op::Rotate),
+    (Op::PatchCap, Op::PatchNarrow),
+    (Op::PatchCap, Op::Revoke),
+    (Op::PatchCap, Op::Delete),
+    (Op::PatchCap, Op::Reconcile),
+    (Op::TopUp, Op::TopUp),
+    (Op::TopUp, Op::PatchCap),
+];
+
+#[test]
+fn every_interleaving_of_credit_writes() {
+    let total: usize = CREDIT_RACES.iter().map(|(a, b)| explore(*a, *b)).sum();
+    eprintln!("credit interleavings explored: {total}");
+    assert!(total > 100, "{total}");
 }
