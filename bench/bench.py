@@ -972,12 +972,11 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
     L.append("")
     feed = {k: v for k, v in (meta.get("feed") or {}).items() if v}
     if feed:
-        L.append("| revocation feed (issue #16) | pulls | pages | stats windows | pulls/s per isolate under load "
-                 "(median, max of 10 s windows) |")
+        L.append("| revocation feed (issue #16) | pulls | pages | seconds under load | pulls per isolate per second "
+                 "of load |")
         L.append("|---|---:|---:|---:|---:|")
         for sy, v in feed.items():
-            L.append(f"| {sy} | {v['pulls']} | {v['pages']} | {v['windows']} | {fmt(v['rate_median'], 2)}, "
-                     f"{fmt(v['rate_max'], 2)} |")
+            L.append(f"| {sy} | {v['pulls']} | {v['pages']} | {fmt(v['load_s'], 1)} | {fmt(v['per_load_s'], 2)} |")
         L.append("")
         L.append("The pull runs in waitUntil after a response, at most once per REVOCATION_POLL_MS (1000); a pull "
                  "that is caught up is one Durable Object request answered from memory. Compare the valid-key rows "
@@ -994,10 +993,11 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
     return "\n".join(L)
 
 
-def feed_stats(logfile: Path) -> dict | None:
+def feed_stats(logfile: Path, load_s: float | None) -> dict | None:
     """The revocation feed's pull counters from an instance's KEYWARD_FEED_STATS lines (one isolate per
-    wrangler dev): totals, and the pull rate over consecutive lines at most 20 s apart (the isolate was
-    busy in between; idle gaps between cells are left out)."""
+    wrangler dev, a line after every background pull): totals, and pulls per second of load (an
+    isolate pulls only after responses, so idle time between cells adds none; the few pulls while
+    keys were created count too, so this errs high)."""
     import re
     pts = []
     try:
@@ -1008,9 +1008,8 @@ def feed_stats(logfile: Path) -> dict | None:
         pts.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
     if not pts:
         return None
-    rates = [(b[1] - a[1]) / ((b[0] - a[0]) / 1000) for a, b in zip(pts, pts[1:]) if 0 < b[0] - a[0] <= 20_000]
-    return {"pulls": pts[-1][1], "pages": pts[-1][2], "windows": len(rates),
-            "rate_median": statistics.median(rates) if rates else None, "rate_max": max(rates) if rates else None}
+    return {"pulls": pts[-1][1], "pages": pts[-1][2], "load_s": load_s,
+            "per_load_s": pts[-1][1] / load_s if load_s else None}
 
 
 def verdict_of(cells: dict, systems) -> dict | None:
@@ -1287,6 +1286,8 @@ def main() -> int:
         runs: list[dict] = []
         order = list(active)
 
+        load_s: dict[str, float] = {}  # seconds each system was under load (priming included)
+
         def cell(sy: str, sc: str, conns: int, secs: float, tag: str, retry: bool = True) -> dict:
             s = active[sy]
             if s.port not in listening_ports(s.workerd_pid):
@@ -1306,6 +1307,7 @@ def main() -> int:
 
         def cell_once(s: System, sy: str, sc: str, conns: int, secs: float, tag: str) -> dict:
             method, path, kind, expected = SCENARIOS[sc]
+            started = time.monotonic()
             pids = {"workerd": s.workerd_pid, "proxy_workerd": s.proxy_pid, "origin": origin.pid}
             if prime > 0:
                 # Unrecorded: refills the worker's per-isolate cache (entries outlive a 30 s TTL only while
@@ -1317,6 +1319,7 @@ def main() -> int:
             w = measure(s.port, pids, conns, secs, s.keys[kind], method, path,
                         raw / f"wrk-{tag}-{sy}-{sc}-c{conns}.txt")
             check_rate_limit_unreached(sy, sc, w)
+            load_s[sy] = load_s.get(sy, 0.0) + time.monotonic() - started
             w.update(system=sy, scenario=sc, conns=conns, round=tag,
                      expected_status=expected if sy in VERIFIERS else 200)
             with open(raw / "runs.jsonl", "a") as f:
@@ -1347,7 +1350,7 @@ def main() -> int:
                             raise BenchError(f"{sy} {sc} c{conns}: wrk completed no request; see raw/")
 
         meta["reloads"] = {sy: s.reloads for sy, s in active.items()}
-        meta["feed"] = {sy: feed_stats(raw / f"wrangler-{sy}.log") for sy, s in active.items()
+        meta["feed"] = {sy: feed_stats(raw / f"wrangler-{sy}.log", load_s.get(sy)) for sy, s in active.items()
                         if s.vars.get("KEYWARD_FEED_STATS") == "1"}
 
         # 6. report

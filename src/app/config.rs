@@ -29,8 +29,8 @@ pub struct Config {
     pub origin_signing_secret: Option<String>,
     /// The revocation feed (REVOCATION_FEED, default on; README "Consistency"): None when off.
     pub feed: Option<FollowConfig>,
-    /// KEYWARD_FEED_STATS=1 (the benchmark sets it): each isolate logs its feed pull counters
-    /// every 10 s.
+    /// KEYWARD_FEED_STATS=1 (the benchmark and the e2e peer set it): each isolate logs its feed
+    /// pull counters after every pull.
     pub feed_stats: bool,
 }
 

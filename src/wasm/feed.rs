@@ -41,8 +41,6 @@ const MAX_PAGE: u64 = 1_000;
 thread_local! {
     /// The last background pull failed (logged once per outage, not once per pull).
     static FAILING: Cell<bool> = const { Cell::new(false) };
-    /// When the last KEYWARD_FEED_STATS line was written.
-    static STATS_AT: Cell<Millis> = const { Cell::new(0) };
 }
 
 /// An isolate with the feed on must have the binding: refusing to start is clearer than
@@ -86,12 +84,16 @@ pub async fn catch_up(env: &Env, st: &State, now: Millis) {
         return;
     }
     let left = (cfg.wait - waited()).max(50);
-    if let Err(e) = follow::pull(st, &DoFeed::new(env, left), now).await {
-        st.feed.borrow_mut().give_up();
-        log::warn(
-            "feed-unreachable",
-            &format!("no pull within {} ms, deciding from KV until one succeeds: {e:?}", cfg.wait),
-        );
+    match follow::pull(st, &DoFeed::new(env, left), now).await {
+        Ok(()) if st.config.feed_stats => stats(st, now),
+        Ok(()) => {}
+        Err(e) => {
+            st.feed.borrow_mut().give_up();
+            log::warn(
+                "feed-unreachable",
+                &format!("no pull within {} ms, deciding from KV until one succeeds: {e:?}", cfg.wait),
+            );
+        }
     }
 }
 
@@ -121,13 +123,9 @@ pub fn poll_after(env: &Env, ctx: &Context, iso: &Rc<Isolate>, now: Millis) {
     });
 }
 
-/// KEYWARD_FEED_STATS=1 (the benchmark): every 10 s, this isolate's pull counters, so the feed's
-/// own cost per isolate can be read from the log.
+/// KEYWARD_FEED_STATS=1 (the benchmark, never production): after every pull, this isolate's pull
+/// counters, so the feed's own cost per isolate can be read from the log.
 fn stats(st: &State, now: Millis) {
-    if now - STATS_AT.with(Cell::get) < 10_000 {
-        return;
-    }
-    STATS_AT.with(|c| c.set(now));
     let f = st.feed.borrow();
     log::warn(
         "feed-stats",
