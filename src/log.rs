@@ -195,7 +195,9 @@ pub fn api_route(method: &str, path: &str) -> String {
     };
     let segs: Vec<&str> = rest.split('/').collect();
     let pattern = match segs.as_slice() {
-        [r @ ("keys" | "presets" | "groups" | "audit" | "credits" | "reconcile" | "_conformance")] => (*r).to_owned(),
+        [r @ ("keys" | "presets" | "groups" | "audit" | "credits" | "reconcile" | "_conformance" | "_plans")] => {
+            (*r).to_owned()
+        }
         ["keys", _] => "keys/{id}".to_owned(),
         ["keys", _, a @ ("revoke" | "rotate" | "deactivate" | "reactivate")] => format!("keys/{{id}}/{a}"),
         ["presets", _] => "presets/{name}".to_owned(),

@@ -28,7 +28,7 @@ use keyward::core::scope::ScopeSet;
 use keyward::core::time::{format_rfc3339, parse_rfc3339, Millis};
 use keyward::core::usage::UsageBatch;
 use keyward::http::plain::{Request, Response};
-use keyward::store::memory::{Faults, MemEdge, MemRecords, RecordsState};
+use keyward::store::memory::{Faults, MemCredits, MemEdge, MemRecords, RecordsState};
 use keyward::store::AuditEntry;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
@@ -55,6 +55,9 @@ struct World {
     st: State,
     records: MemRecords,
     edge: MemEdge,
+    /// Not reset between inputs: only a top-up changes it, and whether an admin body is valid
+    /// never depends on a balance.
+    credits: MemCredits,
     /// The stores right after the base key was created: every input starts from here.
     records_at_start: RecordsState,
     edge_at_start: HashMap<KeyHash, KeyRecord>,
@@ -78,7 +81,8 @@ impl World {
         let mut w = World {
             st: State::new(config, SEED).expect("state"),
             records: MemRecords::new(Rc::clone(&faults)),
-            edge: MemEdge::new(faults),
+            edge: MemEdge::new(Rc::clone(&faults)),
+            credits: MemCredits::new(faults),
             records_at_start: RecordsState::default(),
             edge_at_start: HashMap::new(),
         };
@@ -137,6 +141,7 @@ impl World {
             st: &self.st,
             records: &self.records,
             edge: &self.edge,
+            credits: &self.credits,
         }
     }
 

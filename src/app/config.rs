@@ -78,6 +78,7 @@ impl Config {
                 ttl: number(get, "KEY_CACHE_TTL_S", 30)? * SECOND,
                 negative_ttl: number(get, "KEY_CACHE_NEGATIVE_TTL_S", 5)? * SECOND,
                 max_entries: number(get, "KEY_CACHE_MAX_ENTRIES", 10_000)? as usize,
+                refresh: number(get, "KEY_CACHE_REFRESH_S", 10)? * SECOND,
             },
             kv_cache_ttl: number(get, "KV_CACHE_TTL_S", 30)? as u64,
             last_used_interval: number(get, "LAST_USED_INTERVAL_S", 60)? * SECOND,

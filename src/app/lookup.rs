@@ -1,7 +1,11 @@
 //! Key lookup shared by the gateway, the verify API and admin authentication: the per-isolate
-//! cache first, then at most one edge read.
+//! cache first, then at most one edge read per key at a time (concurrent misses for one key wait
+//! for the same read instead of each reading KV), and refresh-ahead for cached keys.
 
+use std::cell::RefCell;
+use std::future::poll_fn;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use super::State;
 use crate::core::cache::Lookup;
@@ -21,6 +25,21 @@ pub fn cached(st: &State, hash: &KeyHash, now: Millis) -> Option<Option<Rc<KeyEn
     }
 }
 
+/// For a key just answered from the cache: true when the caller should run `refresh` for it in
+/// the background (once per entry, in the last part of its TTL; see core::cache).
+pub fn refresh_due(st: &State, hash: &KeyHash, now: Millis) -> bool {
+    st.cache.borrow_mut().claim_refresh(hash, now)
+}
+
+/// The background half of refresh-ahead: one edge read whose answer replaces the entry. Skipped
+/// when a read of this key is already in flight (its answer lands in the cache just the same).
+pub async fn refresh<E: Edge>(st: &State, edge: &E, hash: &KeyHash, now: Millis) {
+    if let Joined::Lead(lead) = st.reads.join(hash) {
+        let r = read(st, edge, hash, now).await;
+        lead.land(r);
+    }
+}
+
 pub async fn entry<E: Edge>(
     st: &State,
     edge: &E,
@@ -30,6 +49,33 @@ pub async fn entry<E: Edge>(
     if let Some(known) = cached(st, hash, now) {
         return Ok(known);
     }
+    let answer = match st.reads.join(hash) {
+        Joined::Lead(lead) => {
+            let r = read(st, edge, hash, now).await;
+            lead.land(r.clone());
+            r
+        }
+        Joined::Follow(flight) => match flight.answer().await {
+            Some(r) => r,
+            // The reading request went away before its read answered: read for ourselves.
+            None => read(st, edge, hash, now).await,
+        },
+    };
+    answer.map_err(|Unavailable| ApiError::Unavailable {
+        slug: "kv-unavailable",
+        detail: "The key store is unavailable.".into(),
+    })
+}
+
+/// The edge could not be read (logged where it failed).
+#[derive(Debug, Clone, Copy)]
+struct Unavailable;
+
+type Read = Result<Option<Rc<KeyEntry>>, Unavailable>;
+
+/// One edge read, cached unless an eviction overtook it (core::cache's tickets).
+async fn read<E: Edge>(st: &State, edge: &E, hash: &KeyHash, now: Millis) -> Read {
+    let ticket = st.cache.borrow().ticket(now);
     let entry = match edge.get(hash).await {
         Ok(None) => None,
         // Tombstones (revoked, deleted) answer like unknown keys; keeping them out of the cache
@@ -40,14 +86,9 @@ pub async fn entry<E: Edge>(
             Err(e) => return Ok(corrupt(hash, &e.0)),
         },
         Err(StoreError::Corrupt(msg)) => return Ok(corrupt(hash, &msg)),
-        Err(_) => {
-            return Err(ApiError::Unavailable {
-                slug: "kv-unavailable",
-                detail: "The key store is unavailable.".into(),
-            })
-        }
+        Err(_) => return Err(Unavailable),
     };
-    st.cache.borrow_mut().insert(*hash, entry.clone(), now);
+    st.cache.borrow_mut().insert(*hash, entry.clone(), ticket);
     Ok(entry)
 }
 
@@ -56,4 +97,89 @@ pub async fn entry<E: Edge>(
 fn corrupt(hash: &KeyHash, msg: &str) -> Option<Rc<KeyEntry>> {
     crate::log::error("corrupt-record", &format!("key record {}: {msg}", &hash.to_hex()[..16]));
     None
+}
+
+/// Edge reads in flight in this isolate, by key. A plain list: it holds at most one entry per
+/// key being read right now (bounded by concurrent requests), so a scan beats hashing.
+#[derive(Default)]
+pub struct Reads(RefCell<Vec<(KeyHash, Rc<Flight>)>>);
+
+#[derive(Default)]
+pub struct Flight {
+    /// `None` while reading; then `Some(Some(read))`, or `Some(None)` if the reader went away.
+    answer: RefCell<Option<Option<Read>>>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+enum Joined<'a> {
+    /// Nobody is reading this key: the caller reads and must `land` the answer.
+    Lead(Lead<'a>),
+    /// Someone is: wait for their answer.
+    Follow(Rc<Flight>),
+}
+
+impl Reads {
+    fn join(&self, hash: &KeyHash) -> Joined<'_> {
+        let mut list = self.0.borrow_mut();
+        if let Some((_, f)) = list.iter().find(|(h, _)| h == hash) {
+            return Joined::Follow(Rc::clone(f));
+        }
+        let flight = Rc::new(Flight::default());
+        list.push((*hash, Rc::clone(&flight)));
+        Joined::Lead(Lead {
+            reads: self,
+            hash: *hash,
+            flight,
+            landed: false,
+        })
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+impl Flight {
+    async fn answer(&self) -> Option<Read> {
+        poll_fn(|cx| match &*self.answer.borrow() {
+            Some(a) => Poll::Ready(a.clone()),
+            None => {
+                self.waiting.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// The reading request's handle. Dropped without landing (the request was cancelled mid-read),
+/// it still releases the waiters, who then read for themselves: nobody waits forever.
+struct Lead<'a> {
+    reads: &'a Reads,
+    hash: KeyHash,
+    flight: Rc<Flight>,
+    landed: bool,
+}
+
+impl Lead<'_> {
+    fn land(mut self, r: Read) {
+        self.finish(Some(r));
+    }
+
+    fn finish(&mut self, answer: Option<Read>) {
+        self.landed = true;
+        self.reads.0.borrow_mut().retain(|(h, _)| *h != self.hash);
+        *self.flight.answer.borrow_mut() = Some(answer);
+        for w in self.flight.waiting.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if !self.landed {
+            self.finish(None);
+        }
+    }
 }

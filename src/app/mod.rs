@@ -39,6 +39,8 @@ pub struct State {
     pub config: Config,
     pub policy: Policy,
     pub cache: RefCell<KeyCache>,
+    /// KV reads in flight, shared by concurrent misses for the same key.
+    pub reads: lookup::Reads,
     pub usage: RefCell<UsageBatch>,
     pub throttled: RefCell<Throttled>,
     pub signer: Option<Signer>,
@@ -69,6 +71,7 @@ impl State {
         };
         Ok(State {
             cache: RefCell::new(KeyCache::new(config.cache, [word(0), word(1)])),
+            reads: lookup::Reads::default(),
             usage: RefCell::new(UsageBatch::new(
                 config.last_used_interval,
                 10_000,

@@ -6,6 +6,14 @@
 //! record on every request (core::decide), so no key is accepted past its own expiry.
 //! Staleness bound: a change made elsewhere is seen here at most `ttl` (+ KV's own cacheTtl and
 //! propagation) later; a change made through this isolate evicts the entry at once.
+//!
+//! Refresh-ahead: an entry in the last `refresh` of its TTL is still served from memory, and the
+//! first request to see it there is told to refresh it (one background KV read per entry, via
+//! `claim_refresh`). The refresh window lies *inside* the TTL, so refreshing never extends how long
+//! a record is trusted: the bound above stays `ttl`. A key used at least once per window never
+//! waits on KV again; a key used less often expires and is read on the request path as before.
+//! Reads carry a `Ticket`: an eviction while a read is in flight (an admin write in this isolate)
+//! makes its answer too old to cache, so a slow read never resurrects what the eviction removed.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -20,12 +28,26 @@ pub struct CacheConfig {
     pub ttl: Millis,
     pub negative_ttl: Millis,
     pub max_entries: usize,
+    /// Refresh-ahead window at the end of each TTL (0 = off); at most half the TTL it ends.
+    pub refresh: Millis,
 }
 
 impl CacheConfig {
     pub fn enabled(&self) -> bool {
         self.ttl > 0 && self.max_entries > 0
     }
+
+    /// Age from which an entry of this TTL is refreshed ahead.
+    fn refresh_from(&self, ttl: Millis) -> Millis {
+        ttl - self.refresh.clamp(0, ttl / 2)
+    }
+}
+
+/// Taken before a KV read, handed back with its answer: see `KeyCache::insert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    at: Millis,
+    epoch: u64,
 }
 
 #[derive(Debug)]
@@ -41,6 +63,8 @@ struct Slot {
     entry: Option<Rc<KeyEntry>>,
     stored_at: Millis,
     referenced: bool,
+    /// A background refresh was handed out for this entry (reset when it is replaced).
+    refreshing: bool,
 }
 
 /// SHA-256 output is already uniform, but an attacker can grind keys whose hashes collide in
@@ -106,6 +130,8 @@ pub struct KeyCache {
     index: HashMap<KeyHash, usize, SeededHash>,
     slots: Vec<Slot>,
     hand: usize,
+    /// Bumped by every eviction: reads that started before it are not cached.
+    epoch: u64,
 }
 
 impl KeyCache {
@@ -116,6 +142,7 @@ impl KeyCache {
             index: HashMap::with_capacity_and_hasher(cap, SeededHash::new(seed)),
             slots: Vec::with_capacity(cap),
             hand: 0,
+            epoch: 0,
         }
     }
 
@@ -131,14 +158,39 @@ impl KeyCache {
         self.slots.is_empty()
     }
 
-    fn fresh(&self, slot: &Slot, now: Millis) -> bool {
-        let ttl = if slot.entry.is_some() {
+    fn ttl_of(&self, slot: &Slot) -> Millis {
+        if slot.entry.is_some() {
             self.cfg.ttl
         } else {
             self.cfg.negative_ttl
-        };
+        }
+    }
+
+    fn fresh(&self, slot: &Slot, now: Millis) -> bool {
         let age = now.saturating_sub(slot.stored_at);
-        (0..ttl).contains(&age)
+        (0..self.ttl_of(slot)).contains(&age)
+    }
+
+    /// Call before reading KV for a key; pass the ticket to `insert` with the answer.
+    pub fn ticket(&self, now: Millis) -> Ticket {
+        Ticket { at: now, epoch: self.epoch }
+    }
+
+    /// True once per cached entry, for the first caller that finds it fresh but inside its
+    /// refresh window: that caller starts the one background read (and inserts its answer).
+    pub fn claim_refresh(&mut self, hash: &KeyHash, now: Millis) -> bool {
+        if self.cfg.refresh <= 0 {
+            return false;
+        }
+        let Some(&i) = self.index.get(hash) else { return false };
+        let slot = &self.slots[i];
+        let due = self.fresh(slot, now)
+            && !slot.refreshing
+            && now.saturating_sub(slot.stored_at) >= self.cfg.refresh_from(self.ttl_of(slot));
+        if due {
+            self.slots[i].refreshing = true;
+        }
+        due
     }
 
     pub fn get(&mut self, hash: &KeyHash, now: Millis) -> Lookup {
@@ -156,16 +208,18 @@ impl KeyCache {
         }
     }
 
-    /// Stores a KV answer: `Some` record, or `None` for "not found".
-    pub fn insert(&mut self, hash: KeyHash, entry: Option<Rc<KeyEntry>>, now: Millis) {
-        if !self.cfg.enabled() || (entry.is_none() && self.cfg.negative_ttl <= 0) {
+    /// Stores a KV answer: `Some` record, or `None` for "not found", aged from when its read
+    /// started. Dropped if anything was evicted since then: the read may predate that change.
+    pub fn insert(&mut self, hash: KeyHash, entry: Option<Rc<KeyEntry>>, ticket: Ticket) {
+        if !self.cfg.enabled() || (entry.is_none() && self.cfg.negative_ttl <= 0) || ticket.epoch != self.epoch {
             return;
         }
         let slot = Slot {
             hash,
             entry,
-            stored_at: now,
+            stored_at: ticket.at,
             referenced: false,
+            refreshing: false,
         };
         if let Some(&i) = self.index.get(&hash) {
             self.slots[i] = slot;
@@ -176,7 +230,7 @@ impl KeyCache {
             self.slots.push(slot);
             return;
         }
-        let victim = self.find_victim(now);
+        let victim = self.find_victim(ticket.at);
         self.index.remove(&self.slots[victim].hash);
         self.index.insert(hash, victim);
         self.slots[victim] = slot;
@@ -199,6 +253,8 @@ impl KeyCache {
 
     /// Forgets a key at once: used by admin writes handled in this isolate.
     pub fn evict(&mut self, hash: &KeyHash) {
+        // Even when the key is not cached: a read of it may be in flight.
+        self.epoch += 1;
         let Some(i) = self.index.remove(hash) else { return };
         self.slots.swap_remove(i);
         if let Some(moved) = self.slots.get(i) {
@@ -227,14 +283,80 @@ mod tests {
     }
 
     fn cache(ttl: Millis, neg: Millis, max: usize) -> KeyCache {
+        refreshing(ttl, neg, max, 0)
+    }
+
+    fn refreshing(ttl: Millis, neg: Millis, max: usize, refresh: Millis) -> KeyCache {
         KeyCache::new(
             CacheConfig {
                 ttl,
                 negative_ttl: neg,
                 max_entries: max,
+                refresh,
             },
             [1, 2],
         )
+    }
+
+    impl KeyCache {
+        /// A read that started and ended at `now` with nothing evicted meanwhile.
+        pub(super) fn insert_at(&mut self, hash: KeyHash, entry: Option<Rc<KeyEntry>>, now: Millis) {
+            let t = self.ticket(now);
+            self.insert(hash, entry, t);
+        }
+    }
+
+    #[test]
+    fn refresh_is_claimed_once_inside_the_last_window_and_never_extends_the_ttl() {
+        let mut c = refreshing(30_000, 5_000, 10, 10_000);
+        c.insert_at(h(1), entry(), 0);
+        assert!(!c.claim_refresh(&h(1), 0));
+        assert!(!c.claim_refresh(&h(1), 19_999), "before the window");
+        assert!(c.claim_refresh(&h(1), 20_000), "first request in the window");
+        assert!(!c.claim_refresh(&h(1), 20_001), "one refresh per entry");
+        assert!(!c.claim_refresh(&h(2), 25_000), "not cached: nothing to refresh");
+        // The refresh does not prolong trust: without a new answer the entry still ends at ttl.
+        assert!(is_hit(c.get(&h(1), 29_999)));
+        assert!(matches!(c.get(&h(1), 30_000), Lookup::Miss));
+        assert!(!c.claim_refresh(&h(1), 30_000), "expired entries are read, not refreshed");
+        // The refreshed answer is aged from when its read started, and can be refreshed again.
+        let t = c.ticket(20_000);
+        c.insert(h(1), entry(), t);
+        assert!(is_hit(c.get(&h(1), 49_999)));
+        assert!(matches!(c.get(&h(1), 50_000), Lookup::Miss));
+        assert!(c.claim_refresh(&h(1), 40_000));
+    }
+
+    #[test]
+    fn refresh_windows_are_at_most_half_a_ttl_and_cover_negative_entries() {
+        let mut c = refreshing(30_000, 5_000, 10, 10_000);
+        c.insert_at(h(2), None, 0);
+        assert!(!c.claim_refresh(&h(2), 2_499));
+        assert!(c.claim_refresh(&h(2), 2_500), "negative ttl 5 s: window capped at 2.5 s");
+        let mut off = refreshing(30_000, 5_000, 10, 0);
+        off.insert_at(h(1), entry(), 0);
+        assert!(!off.claim_refresh(&h(1), 29_000), "refresh 0 turns refresh-ahead off");
+    }
+
+    #[test]
+    fn a_read_overtaken_by_an_eviction_is_not_cached() {
+        let mut c = refreshing(30_000, 5_000, 10, 10_000);
+        c.insert_at(h(1), entry(), 0);
+        // A refresh (or a miss) starts reading; an admin write in this isolate evicts the key;
+        // the read, which may have seen the record before the write, answers afterwards.
+        assert!(c.claim_refresh(&h(1), 20_000));
+        let before = c.ticket(20_000);
+        c.evict(&h(1));
+        c.insert(h(1), entry(), before);
+        assert!(matches!(c.get(&h(1), 20_001), Lookup::Miss), "stale read must not resurrect it");
+        // Also when the key was not cached at all when evicted (a first read in flight).
+        let before = c.ticket(20_002);
+        c.evict(&h(3));
+        c.insert(h(3), entry(), before);
+        assert!(matches!(c.get(&h(3), 20_003), Lookup::Miss));
+        // Reads that start after the eviction are cached again.
+        c.insert_at(h(1), entry(), 20_004);
+        assert!(is_hit(c.get(&h(1), 20_005)));
     }
 
     fn is_hit(l: Lookup) -> bool {
@@ -244,7 +366,7 @@ mod tests {
     #[test]
     fn positive_entries_live_exactly_ttl() {
         let mut c = cache(30_000, 5_000, 10);
-        c.insert(h(1), entry(), 1_000);
+        c.insert_at(h(1), entry(), 1_000);
         assert!(is_hit(c.get(&h(1), 1_000)));
         assert!(is_hit(c.get(&h(1), 30_999)));
         assert!(matches!(c.get(&h(1), 31_000), Lookup::Miss));
@@ -255,11 +377,11 @@ mod tests {
     #[test]
     fn negative_entries_use_the_short_ttl() {
         let mut c = cache(30_000, 5_000, 10);
-        c.insert(h(2), None, 0);
+        c.insert_at(h(2), None, 0);
         assert!(matches!(c.get(&h(2), 4_999), Lookup::KnownMissing));
         assert!(matches!(c.get(&h(2), 5_000), Lookup::Miss));
         let mut no_neg = cache(30_000, 0, 10);
-        no_neg.insert(h(2), None, 0);
+        no_neg.insert_at(h(2), None, 0);
         assert!(matches!(no_neg.get(&h(2), 0), Lookup::Miss));
         assert!(no_neg.is_empty());
     }
@@ -267,8 +389,8 @@ mod tests {
     #[test]
     fn ttl_zero_disables_the_cache() {
         let mut c = cache(0, 5_000, 10);
-        c.insert(h(1), entry(), 0);
-        c.insert(h(2), None, 0);
+        c.insert_at(h(1), entry(), 0);
+        c.insert_at(h(2), None, 0);
         assert!(matches!(c.get(&h(1), 0), Lookup::Miss));
         assert!(c.is_empty());
     }
@@ -277,12 +399,12 @@ mod tests {
     fn entries_are_bounded_and_eviction_spares_recently_used() {
         let mut c = cache(30_000, 5_000, 3);
         for n in 1..=3 {
-            c.insert(h(n), entry(), 0);
+            c.insert_at(h(n), entry(), 0);
         }
         // 1 and 3 are used; 2 is not, so 2 is the victim.
         assert!(is_hit(c.get(&h(1), 1)));
         assert!(is_hit(c.get(&h(3), 1)));
-        c.insert(h(4), entry(), 2);
+        c.insert_at(h(4), entry(), 2);
         assert_eq!(c.len(), 3);
         assert!(matches!(c.get(&h(2), 3), Lookup::Miss));
         for n in [1, 3, 4] {
@@ -290,7 +412,7 @@ mod tests {
         }
         // Everyone referenced: the sweep clears bits and still finds a victim; bound holds.
         for n in 5..=50 {
-            c.insert(h(n), entry(), 4);
+            c.insert_at(h(n), entry(), 4);
             assert!(c.len() <= 3);
         }
         assert!(is_hit(c.get(&h(50), 5)));
@@ -299,12 +421,12 @@ mod tests {
     #[test]
     fn stale_entries_are_evicted_before_referenced_fresh_ones() {
         let mut c = cache(10_000, 1_000, 2);
-        c.insert(h(1), entry(), 0);
-        c.insert(h(2), None, 0);
+        c.insert_at(h(1), entry(), 0);
+        c.insert_at(h(2), None, 0);
         assert!(is_hit(c.get(&h(1), 500)));
         assert!(matches!(c.get(&h(2), 500), Lookup::KnownMissing));
         // At 2 s the negative entry is stale although referenced: it goes first.
-        c.insert(h(3), entry(), 2_000);
+        c.insert_at(h(3), entry(), 2_000);
         assert!(is_hit(c.get(&h(1), 2_000)));
         assert!(is_hit(c.get(&h(3), 2_000)));
     }
@@ -313,7 +435,7 @@ mod tests {
     fn evict_forgets_at_once_and_keeps_the_index_consistent() {
         let mut c = cache(30_000, 5_000, 10);
         for n in 1..=5 {
-            c.insert(h(n), entry(), 0);
+            c.insert_at(h(n), entry(), 0);
         }
         c.evict(&h(2));
         c.evict(&h(5));
@@ -323,15 +445,15 @@ mod tests {
         for n in [1, 3, 4] {
             assert!(is_hit(c.get(&h(n), 1)));
         }
-        c.insert(h(2), entry(), 1);
+        c.insert_at(h(2), entry(), 1);
         assert!(is_hit(c.get(&h(2), 1)));
     }
 
     #[test]
     fn reinsert_replaces_a_negative_entry() {
         let mut c = cache(30_000, 5_000, 10);
-        c.insert(h(1), None, 0);
-        c.insert(h(1), entry(), 1);
+        c.insert_at(h(1), None, 0);
+        c.insert_at(h(1), entry(), 1);
         assert!(is_hit(c.get(&h(1), 2)));
         assert_eq!(c.len(), 1);
     }
@@ -342,7 +464,7 @@ mod tests {
         use crate::core::scope::ScopeSet;
         let mut c = cache(30_000, 5_000, 10);
         let e = Rc::new(KeyEntry::new(sample_record(&["projects:viewer"], Some(10_000)), &Default::default()).unwrap());
-        c.insert(h(1), Some(e), 0);
+        c.insert_at(h(1), Some(e), 0);
         let need = ScopeSet::parse(&["projects:viewer"]).unwrap();
         let at = |c: &mut KeyCache, now| match c.get(&h(1), now) {
             Lookup::Hit(e) => decide(Some(&e), &need, now) == Outcome::Valid,
@@ -418,17 +540,18 @@ pub(crate) mod memory {
                     ttl: 30_000,
                     negative_ttl: 5_000,
                     max_entries: N,
+                    refresh: 10_000,
                 },
                 [7, 9],
             );
             for (i, h) in hashes.iter().enumerate() {
-                c.insert(*h, Some(realistic(i as u32)), 0);
+                c.insert_at(*h, Some(realistic(i as u32)), 0);
             }
             // Over the bound: must stay at N and not grow.
             for h in hashes.iter().take(1000) {
                 let mut b = *h.bytes();
                 b[31] ^= 0xff;
-                c.insert(KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &b)), None, 1);
+                c.insert_at(KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &b)), None, 1);
             }
             assert_eq!(c.len(), N);
             best = best.min(LIVE.load(Ordering::SeqCst) - before);

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map};
 
-use super::{AuditEntry, Edge, Group, KeyCursor, ListFilter, Preset, Records, StoreError, Written};
+use super::{AuditEntry, Edge, Group, KeyCursor, ListFilter, Preset, Records, StoreError, Written, LIST_SCAN};
 use crate::core::key::Environment;
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
@@ -147,6 +147,32 @@ async fn groups_and_members<R: Records>(r: &R, f: &mut Fixture) -> Result<(), St
     // Not a prefix or substring match.
     r.insert_group(&f.ws, &group("op"), &audit).await.map_err(err)?;
     check!(r.group_members(&f.ws, "op", 10).await.map_err(err)?.is_empty(), "'op' matched 'ops'");
+    // Membership follows every write of the key: an update that joins or leaves, a rotation's
+    // successor, a deletion; a stale update changes nothing.
+    let ws = f.ws.clone();
+    let ids = |v: Vec<Key>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    let b2 = b.next(|k| k.groups = vec!["ops".into()]);
+    check!(r.update_key(&b2, 1, &f.audit("key.update", Some(&b))).await.map_err(err)? == Written::Applied, "join ops");
+    let stale = b.next(|k| k.groups = vec!["design".into()]);
+    check!(r.update_key(&stale, 1, &f.audit("key.update", Some(&b))).await.map_err(err)? == Written::Stale, "stale join");
+    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [a.id.clone(), b.id.clone()], "after b joined ops");
+    check!(ids(r.group_members(&ws, "design", 10).await.map_err(err)?) == [a.id.clone()], "a stale write joined design");
+    let a2 = a.next(|k| k.groups = vec!["design".into()]);
+    check!(r.update_key(&a2, 1, &f.audit("key.update", Some(&a))).await.map_err(err)? == Written::Applied, "a leaves ops");
+    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone()], "after a left ops");
+    let mut succ = f.key("in ops, rotated");
+    succ.groups = b2.groups.clone();
+    succ.rotated_from = Some(b.id.clone());
+    let b3 = b2.next(|k| k.superseded_by = Some(succ.id.clone()));
+    check!(r.rotate(&b3, 2, &succ, &f.audit("key.rotate", Some(&b))).await.map_err(err)? == Written::Applied, "rotate b");
+    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone(), succ.id.clone()], "after rotation");
+    let b4 = b3.next(|k| k.status = Status::Revoked);
+    check!(r.update_key(&b4, 3, &f.audit("key.revoke", Some(&b))).await.map_err(err)? == Written::Applied, "revoke b");
+    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone(), succ.id.clone()], "a revoked key is still listed");
+    let b5 = b4.next(|k| k.status = Status::Deleted);
+    check!(r.update_key(&b5, 4, &f.audit("key.delete", Some(&b))).await.map_err(err)? == Written::Applied, "delete b");
+    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [succ.id.clone()], "a deleted key is listed");
+    check!(ids(r.group_members(&ws, "ops", 1).await.map_err(err)?).len() == 1, "limit");
 
     let gone = r.delete_group(&f.ws, "ops", &f.audit("group.delete", None)).await.map_err(err)?;
     check!(gone == Written::Applied, "delete_group: {gone:?}");
@@ -373,32 +399,34 @@ async fn listing_pages_and_filters<R: Records>(r: &R, f: &mut Fixture) -> Result
         .await
         .map_err(err)?;
     let names = |v: &[Key]| v.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
-    let all = r.list_keys(&ws, ListFilter::All, None, 100, f.now).await.map_err(err)?;
-    let listed: Vec<String> = names(&all).into_iter().filter(|n| n.starts_with("listed")).collect();
+    let all = r.list_keys(&ws, ListFilter::All, None, 100, LIST_SCAN, f.now).await.map_err(err)?;
+    check!(all.next.is_none(), "a cursor after the last page: {:?}", all.next);
+    let listed: Vec<String> = names(&all.keys).into_iter().filter(|n| n.starts_with("listed")).collect();
     check!(
         listed == ["listed 4", "listed 2", "listed 1", "listed 0"],
         "newest first, deleted left out: {listed:?}"
     );
-    let page1 = r.list_keys(&ws, ListFilter::All, None, 2, f.now).await.map_err(err)?;
-    let last = page1.last().ok_or("empty first page")?;
+    let page1 = r.list_keys(&ws, ListFilter::All, None, 2, LIST_SCAN, f.now).await.map_err(err)?;
+    let last = page1.keys.last().ok_or("empty first page")?;
     let cursor = KeyCursor {
         created_at: last.created_at,
         id: last.id.clone(),
     };
+    check!(page1.next.as_ref() == Some(&cursor), "next of a full page: {:?}", page1.next);
     let page2 = r
-        .list_keys(&ws, ListFilter::All, Some(&cursor), 2, f.now)
+        .list_keys(&ws, ListFilter::All, Some(&cursor), 2, LIST_SCAN, f.now)
         .await
         .map_err(err)?;
-    check!(page1.len() == 2 && page2.len() == 2, "pages of 2");
-    check!(page2.iter().all(|k| !page1.contains(k)), "pages overlap");
+    check!(page1.keys.len() == 2 && page2.keys.len() == 2, "pages of 2");
+    check!(page2.keys.iter().all(|k| !page1.keys.contains(k)), "pages overlap");
     for (filter, want) in [
         (ListFilter::Active, "listed 0"),
         (ListFilter::Expired, "listed 1"),
         (ListFilter::Revoked, "listed 2"),
         (ListFilter::Disabled, "listed 4"),
     ] {
-        let got = r.list_keys(&ws, filter, None, 100, f.now).await.map_err(err)?;
-        let got: Vec<String> = names(&got).into_iter().filter(|n| n.starts_with("listed")).collect();
+        let got = r.list_keys(&ws, filter, None, 100, LIST_SCAN, f.now).await.map_err(err)?;
+        let got: Vec<String> = names(&got.keys).into_iter().filter(|n| n.starts_with("listed")).collect();
         check!(got == [want], "{filter:?}: {got:?}");
         // The SQL filter and core::model::liveness must agree.
     }
@@ -413,6 +441,57 @@ async fn listing_pages_and_filters<R: Records>(r: &R, f: &mut Fixture) -> Result
     );
     let after = r.keys_after(&ws, &walked[0].id, 1).await.map_err(err)?;
     check!(after.len() == 1 && after[0].id == walked[1].id, "keys_after pages");
+    Ok(())
+}
+
+/// The active and expired lists examine at most `scan` keys a call and go on from a cursor; walked
+/// to the end with a tiny window they list exactly what one call with a large window lists.
+async fn bounded_lists_resume<R: Records>(r: &R, f: &mut Fixture) -> Result<(), String> {
+    // A workspace of its own: the window counts every active key, whatever its name.
+    let ws = format!("{}-scan", f.ws);
+    let mut made = Vec::new();
+    for i in 0..7 {
+        let mut k = f.key(&format!("scan {i}"));
+        k.workspace = ws.clone();
+        if i <= 1 {
+            k.expires_at = Some(f.now - 1);
+        }
+        if i == 5 {
+            k.status = Status::Disabled;
+        }
+        r.insert_key(&k, &f.audit("key.create", Some(&k))).await.map_err(err)?;
+        made.push(k.name);
+    }
+    for (filter, want) in [
+        (ListFilter::Expired, vec!["scan 1", "scan 0"]),
+        (ListFilter::Active, vec!["scan 6", "scan 4", "scan 3", "scan 2"]),
+        (ListFilter::Disabled, vec!["scan 5"]),
+        (ListFilter::All, vec!["scan 6", "scan 5", "scan 4", "scan 3", "scan 2", "scan 1", "scan 0"]),
+    ] {
+        let whole = r.list_keys(&ws, filter, None, 100, LIST_SCAN, f.now).await.map_err(err)?;
+        let whole: Vec<String> = whole.keys.into_iter().map(|k| k.name).collect();
+        check!(whole == want, "{filter:?} in one call: {whole:?}");
+        let (mut walked, mut pages, mut after) = (Vec::new(), 0, None);
+        loop {
+            let page = r.list_keys(&ws, filter, after.as_ref(), 1, 2, f.now).await.map_err(err)?;
+            pages += 1;
+            check!(page.keys.len() <= 1, "{filter:?}: a page over its limit");
+            walked.extend(page.keys.into_iter().map(|k| k.name));
+            match page.next {
+                Some(c) if pages < 20 => after = Some(c),
+                Some(_) => return Err(format!("{filter:?}: the cursor chain does not end")),
+                None => break,
+            }
+        }
+        check!(walked == want, "{filter:?} walked with a window of 2: {walked:?}");
+    }
+    // Windows of two: the first expired-list call examines the two newest active keys (both live),
+    // so its page is empty and still has a cursor.
+    let first = r.list_keys(&ws, ListFilter::Expired, None, 10, 2, f.now).await.map_err(err)?;
+    check!(
+        first.keys.is_empty() && first.next.is_some(),
+        "an empty window must still lead on: {first:?}"
+    );
     Ok(())
 }
 
@@ -537,6 +616,7 @@ pub async fn run<R: Records, E: Edge>(r: &R, e: &E, ws: &str, now: Millis) -> Ve
             rotation_is_all_or_nothing(r, &mut f).await,
         ),
         ("listing_pages_and_filters", listing_pages_and_filters(r, &mut f).await),
+        ("bounded_lists_resume", bounded_lists_resume(r, &mut f).await),
         ("last_used_only_rises", last_used_only_rises(r, &mut f).await),
         ("presets_and_audit", presets_and_audit(r, &mut f).await),
         ("edge_records", edge_records(e, &mut f).await),
@@ -556,7 +636,7 @@ mod tests {
         let faults = Faults::new();
         let (r, e) = (MemRecords::new(Rc::clone(&faults)), MemEdge::new(faults));
         let results = block_on(run(&r, &e, "conf-mem", 1_800_000_000_000));
-        assert_eq!(results.len(), 10);
+        assert_eq!(results.len(), 11);
         for (name, res) in results {
             assert_eq!(res, Ok(()), "{name}");
         }

@@ -3,7 +3,8 @@
 //! Fault injection: both stores share one `Faults` counter, so "the n-th storage call" is
 //! well defined across them; that call can be told to fail before it takes effect or after
 //! (the write happened, the caller hears it failed: what a lost response looks like).
-//! Interleaving: with `yielding` on, every call returns Pending once before it runs, so a test
+//! Interleaving: with `yielding` on, every call returns Pending once before it runs (with
+//! `reads_in_transit`, an edge read also once after, while its answer travels), so a test
 //! can poll two handlers in any order and explore every interleaving of their storage steps.
 
 use std::cell::{Cell, RefCell};
@@ -14,8 +15,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::{
-    AuditEntry, AuditRow, Credits, Edge, Group, KeyCursor, ListFilter, Pending, Preset, Records, StoreError, StoreResult,
-    Written,
+    AuditEntry, AuditRow, Credits, Edge, Group, KeyCursor, KeyPage, ListFilter, Pending, Preset, Records, StoreError,
+    StoreResult, Written,
 };
 use crate::core::credits::{Ledger, Op, Reply};
 use crate::core::hash::KeyHash;
@@ -37,6 +38,9 @@ pub struct Faults {
     plan: RefCell<Vec<(usize, FaultMode)>>,
     log: RefCell<Vec<&'static str>>,
     yielding: Cell<bool>,
+    /// With `yielding`: edge reads also yield after they look (off by default: it multiplies
+    /// the admin interleavings, whose only edge read is reconcile's).
+    reads_in_transit: Cell<bool>,
 }
 
 impl Faults {
@@ -55,6 +59,10 @@ impl Faults {
 
     pub fn set_yielding(&self, on: bool) {
         self.yielding.set(on);
+    }
+
+    pub fn set_reads_in_transit(&self, on: bool) {
+        self.reads_in_transit.set(on);
     }
 
     /// Calls made so far, by name, in order.
@@ -261,28 +269,56 @@ impl Records for MemRecords {
         filter: ListFilter,
         after: Option<&KeyCursor>,
         limit: u32,
+        scan: u32,
         now: Millis,
-    ) -> StoreResult<Vec<Key>> {
+    ) -> StoreResult<KeyPage> {
         self.faults
             .call("records.list_keys", || {
                 let st = self.state.borrow();
-                let mut v: Vec<Key> = st
+                // What an index holds: the status part of the filter. The expiry part is decided
+                // per key, within a window of at most `scan` keys (as D1 does).
+                let mut candidates: Vec<&Key> = st
                     .keys
                     .values()
-                    .filter(|k| k.workspace == workspace && k.status != Status::Deleted)
+                    .filter(|k| k.workspace == workspace)
                     .filter(|k| match filter {
-                        ListFilter::All => true,
-                        ListFilter::Active => k.liveness(now) == Liveness::Live,
+                        ListFilter::All => k.status != Status::Deleted,
+                        ListFilter::Active | ListFilter::Expired => k.status == Status::Active,
                         ListFilter::Disabled => k.status == Status::Disabled,
                         ListFilter::Revoked => k.status == Status::Revoked,
-                        ListFilter::Expired => k.liveness(now) == Liveness::Expired,
                     })
                     .filter(|k| after.is_none_or(|c| (k.created_at, k.id.as_str()) < (c.created_at, c.id.as_str())))
-                    .cloned()
                     .collect();
-                v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-                v.truncate(limit as usize);
-                Ok(v)
+                candidates.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+                let cursor = |k: &Key| KeyCursor {
+                    created_at: k.created_at,
+                    id: k.id.clone(),
+                };
+                let bounded = matches!(filter, ListFilter::Active | ListFilter::Expired);
+                let window = if bounded {
+                    &candidates[..candidates.len().min(scan as usize)]
+                } else {
+                    &candidates[..]
+                };
+                let mut keys: Vec<Key> = window
+                    .iter()
+                    .filter(|k| match filter {
+                        ListFilter::Active => k.liveness(now) == Liveness::Live,
+                        ListFilter::Expired => k.liveness(now) == Liveness::Expired,
+                        _ => true,
+                    })
+                    .take(limit as usize + 1)
+                    .map(|k| (*k).clone())
+                    .collect();
+                let next = if keys.len() > limit as usize {
+                    keys.truncate(limit as usize);
+                    keys.last().map(cursor)
+                } else if bounded && candidates.len() > window.len() {
+                    window.last().map(|k| cursor(k))
+                } else {
+                    None
+                };
+                Ok(KeyPage { keys, next })
             })
             .await
     }
@@ -501,9 +537,16 @@ impl MemEdge {
 impl Edge for MemEdge {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
         self.reads.set(self.reads.get() + 1);
-        self.faults
+        let r = self
+            .faults
             .call("edge.get", || Ok(self.map.borrow().get(hash).cloned()))
-            .await
+            .await;
+        // A read's answer is fixed when KV looks, and reaches the caller later: writes can land
+        // in between (the window a stale read lives in).
+        if self.faults.yielding.get() && self.faults.reads_in_transit.get() {
+            YieldOnce(false).await;
+        }
+        r
     }
 
     async fn put(&self, hash: &KeyHash, record: &KeyRecord, _now: Millis) -> StoreResult<()> {

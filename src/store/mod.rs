@@ -91,6 +91,51 @@ pub struct KeyCursor {
     pub id: String,
 }
 
+/// A page of keys, newest first, and where the next page starts (None: nothing further).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPage {
+    pub keys: Vec<Key>,
+    pub next: Option<KeyCursor>,
+}
+
+/// The active and expired lists depend on the clock, which no index can hold: a page of them
+/// examines at most this many keys of status active (from an index, without reading the rows) and
+/// may come back short, even empty, with a cursor to go on from. So no list call reads more than
+/// one page of rows, whatever mix of live and expired keys a workspace holds.
+pub const LIST_SCAN: u32 = 1000;
+
+/// One statement the D1 store issues and SQLite's plan for it (`EXPLAIN QUERY PLAN`, one line per
+/// step, indented by depth).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    pub name: &'static str,
+    pub sql: String,
+    pub plan: Vec<String>,
+}
+
+/// What a plan must not contain, since each reads more rows the more a database holds: a full
+/// scan of a stored table (`SCAN keys`, also as a covering index scan), a sort in a temporary
+/// B-tree, or a search of a stored table by a range alone (`rowid<?`: it walks other workspaces'
+/// rows until it has a page of this one's). `SCAN` of a CTE, a co-routine, constant rows or
+/// `json_each` is fine: the statement itself bounds those.
+pub fn plan_problems(name: &str, plan: &[String]) -> Vec<String> {
+    const TABLES: &[&str] = &["keys", "audit", "presets", "groups", "key_groups"];
+    plan.iter()
+        .filter(|line| {
+            let step = line.trim_start_matches([' ', '|', '`', '-']);
+            let mut words = step.split_whitespace();
+            let (op, table) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let stored = TABLES.contains(&table);
+            let range_only = op == "SEARCH"
+                && step
+                    .split_once('(')
+                    .is_some_and(|(_, constraints)| !constraints.contains("=?"));
+            (stored && (op == "SCAN" || range_only)) || step.contains("TEMP B-TREE")
+        })
+        .map(|line| format!("{name}: {}", line.trim()))
+        .collect()
+}
+
 /// The outcome of a conditional write: it took effect, or the row was not at the version the
 /// caller read (someone else wrote first, or the row is gone or in a final status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,15 +158,19 @@ pub trait Records {
     async fn update_key(&self, key: &Key, expected_version: u64, audit: &AuditEntry) -> StoreResult<Written>;
     /// The old key's update and the successor's insert, in one transaction: both or neither.
     async fn rotate(&self, old: &Key, expected_version: u64, new: &Key, audit: &AuditEntry) -> StoreResult<Written>;
-    /// Newest first, deleted keys left out.
+    /// Newest first, deleted keys left out: at most `limit` keys that match `filter` and are older
+    /// than `after`. For the active and expired filters at most `scan` keys of status active are
+    /// examined (see LIST_SCAN), so the page may hold fewer than `limit` keys while `next` is set.
+    /// `next` is None only when no key after the page can match.
     async fn list_keys(
         &self,
         workspace: &str,
         filter: ListFilter,
         after: Option<&KeyCursor>,
         limit: u32,
+        scan: u32,
         now: Millis,
-    ) -> StoreResult<Vec<Key>>;
+    ) -> StoreResult<KeyPage>;
     /// Every key of the workspace by id, tombstones included (reconcile walks these).
     async fn keys_after(&self, workspace: &str, after_id: &str, limit: u32) -> StoreResult<Vec<Key>>;
     /// Raises each key's last_used_at to the given time (never lowers it).
@@ -148,6 +197,12 @@ pub trait Records {
     async fn record_audit(&self, audit: &AuditEntry) -> StoreResult<()>;
     /// Newest first; `before_id` is the id of the last row of the previous page.
     async fn list_audit(&self, workspace: &str, before_id: Option<i64>, limit: u32) -> StoreResult<Vec<AuditRow>>;
+
+    /// The query plan of every statement this store issues (test deployments only: the
+    /// `_plans` route). Stores without a query planner have none.
+    async fn query_plans(&self) -> StoreResult<Vec<QueryPlan>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The edge projection: one record per key hash. No compare-and-swap exists on the platform, so
@@ -169,4 +224,42 @@ pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// or did not answer: whether the op took effect is unknown.
 pub trait Credits {
     fn apply<'a>(&'a self, workspace: &'a str, op: &'a Op, now: Millis) -> Pending<'a, StoreResult<Reply>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_problems;
+
+    fn lines(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn plan_checker_flags_scans_of_tables_and_temp_sorts() {
+        for bad in [
+            "SCAN keys",
+            "  SCAN keys USING COVERING INDEX keys_workspace_status",
+            "`--SCAN audit",
+            "|--USE TEMP B-TREE FOR ORDER BY",
+            "SCAN key_groups",
+            "SEARCH audit USING INTEGER PRIMARY KEY (rowid<?)",
+            "SEARCH keys USING INDEX sqlite_autoindex_keys_1 (id>?)",
+        ] {
+            assert_eq!(plan_problems("q", &lines(&[bad])).len(), 1, "{bad}");
+        }
+        let fine = lines(&[
+            "SEARCH keys USING INDEX keys_workspace_created (workspace=? AND (created_at,id)<(?,?))",
+            "CO-ROUTINE w",
+            "  SEARCH keys USING COVERING INDEX keys_workspace_status (workspace=? AND status=?)",
+            "SCAN w",
+            "SCAN json_each VIRTUAL TABLE INDEX 1:",
+            "SCAN CONSTANT ROW",
+            "SEARCH keys USING INDEX sqlite_autoindex_keys_1 (id=?)",
+            "SEARCH keys EXISTS USING INDEX sqlite_autoindex_keys_1 (id=?)",
+            "SEARCH audit USING INDEX audit_workspace (workspace=? AND id<?)",
+            "SEARCH key_groups USING PRIMARY KEY (workspace=? AND grp=?)",
+        ]);
+        assert!(plan_problems("q", &fine).is_empty());
+        assert_eq!(plan_problems("list", &lines(&["SCAN keys"])), ["list: SCAN keys"]);
+    }
 }

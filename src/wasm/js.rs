@@ -35,18 +35,24 @@ function logLine(level, rid, route, identity, outcome, status, detail) {
 }
 
 // keyward's id for a request: Cloudflare's ray id (cf-ray, set by the edge: a client cannot
-// choose it there), or 16 hex digits from the CSPRNG when there is none (wrangler dev) or it does
-// not look like one.
+// choose it there), or, when there is none (wrangler dev) or it does not look like one, 16 hex
+// digits: 8 drawn from the CSPRNG once per isolate (and again every 2^32 ids) and an 8-digit
+// counter. Ids only need to be unique, not secret: drawing 8 random bytes per request cost the
+// cheapest refusals several percent of their throughput.
 const RAY = /^[0-9A-Za-z-]{1,64}$/;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const RID_BYTES = new Uint8Array(8);
+let RID_PREFIX = '';
+let RID_N = 0;
 function requestId(h) {
   const ray = h.get('cf-ray');
   if (ray !== null && RAY.test(ray)) return ray;
-  crypto.getRandomValues(RID_BYTES);
-  let s = '';
-  for (let i = 0; i < 8; i++) s += HEX[RID_BYTES[i]];
-  return s;
+  if (RID_N === 0) {
+    const b = crypto.getRandomValues(new Uint8Array(4));
+    RID_PREFIX = HEX[b[0]] + HEX[b[1]] + HEX[b[2]] + HEX[b[3]];
+  }
+  const n = RID_N;
+  RID_N = (RID_N + 1) >>> 0;
+  return RID_PREFIX + HEX[n >>> 24] + HEX[(n >>> 16) & 255] + HEX[(n >>> 8) & 255] + HEX[n & 255];
 }
 
 // Request headers the origin never gets from the client. Identity, forwarding and request-id

@@ -251,7 +251,10 @@ async fn api(
     let (resp, key_use) = app.handle_api(&plain, now).await;
     let lc = log::current().unwrap_or_else(|| log::Ctx::new(&plain.id, String::new()));
     match key_use {
-        KeyUse::Used(hash) => note_use(env, ctx, iso, &hash, now, || lc),
+        KeyUse::Used(hash) => {
+            refresh_ahead(env, ctx, iso, &hash, now, || Rc::clone(&lc));
+            note_use(env, ctx, iso, &hash, now, || lc)
+        }
         KeyUse::Failed => note_failure(env, ctx, iso, head_client(&plain), now, || lc),
         KeyUse::Nothing => {}
     }
@@ -462,6 +465,7 @@ fn gateway_fast(
         )),
         Ok(Prepared::Keyed(hash, route)) => {
             let entry = lookup::cached(&iso.st, &hash, now)?;
+            refresh_ahead(env, ctx, iso, &hash, now, || log_ctx(head, &route.pattern, None));
             Some(answer(
                 finish(req, head, env, ctx, iso, route, &hash, entry, now),
                 env,
@@ -499,6 +503,27 @@ async fn gateway_slow(
         }
     };
     answer(r.await, env, ctx, iso, head, now)
+}
+
+/// Refresh-ahead for a key answered from the cache: when its entry is in the last part of its
+/// TTL, one KV read after the response replaces it, so busy keys never wait on KV at expiry.
+/// `log_ctx` is called only when a refresh starts (once per entry per TTL).
+fn refresh_ahead(
+    env: &Env,
+    ctx: &Context,
+    iso: &Rc<Isolate>,
+    hash: &KeyHash,
+    now: Millis,
+    log_ctx: impl FnOnce() -> Rc<log::Ctx>,
+) {
+    if !lookup::refresh_due(&iso.st, hash, now) {
+        return;
+    }
+    let (env, iso, hash) = (env.clone(), Rc::clone(iso), *hash);
+    ctx.wait_until(log::scoped(&log_ctx(), async move {
+        let edge = KvEdge::new(&env, iso.st.config.kv_cache_ttl);
+        lookup::refresh(&iso.st, &edge, &hash, now).await;
+    }));
 }
 
 /// Notes a successful use; the batch decides when D1 is written (after the response, through

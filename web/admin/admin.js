@@ -234,13 +234,23 @@
   const keys = { cursors: [], cursor: '', next: '' };
 
   async function loadKeys() {
-    const data = await api('GET', `/admin/v1/keys${query({
-      limit: PAGE_SIZE, cursor: keys.cursor, status: $('status-filter').value,
-    })}`);
-    keys.next = data.next_cursor || '';
+    // The active and expired lists examine a bounded window of keys per call, so an answer may be
+    // short (even empty) and still have a next_cursor: fill the page from the next answers, within
+    // a few calls.
+    const items = [];
+    let cursor = keys.cursor;
+    for (let calls = 0; calls < 10; calls += 1) {
+      const data = await api('GET', `/admin/v1/keys${query({
+        limit: PAGE_SIZE - items.length, cursor, status: $('status-filter').value,
+      })}`);
+      items.push(...data.items);
+      keys.next = data.next_cursor || '';
+      if (!keys.next || items.length >= PAGE_SIZE) break;
+      cursor = keys.next;
+    }
     const body = $('keys-table').tBodies[0];
-    body.replaceChildren(...data.items.map(keyRow));
-    $('keys-empty').hidden = data.items.length > 0;
+    body.replaceChildren(...items.map(keyRow));
+    $('keys-empty').hidden = items.length > 0;
     $('keys-prev').disabled = keys.cursors.length === 0;
     $('keys-next').disabled = !keys.next;
   }

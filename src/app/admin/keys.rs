@@ -16,7 +16,7 @@ use crate::core::time::{format_rfc3339, Millis};
 use crate::core::validate::{self, MAX_SCOPES};
 use crate::http::plain::Response;
 use crate::http::problem::{ApiError, ApiResult, FieldExt};
-use crate::store::{Edge, KeyCursor, ListFilter, Records};
+use crate::store::{Edge, KeyCursor, ListFilter, Records, LIST_SCAN};
 
 /// Distinguishes an absent field (None) from an explicit `null` (Some(Null)).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -366,18 +366,13 @@ pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respons
         None => None,
         Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor from a previous page"))?),
     };
-    let mut keys = a
+    let page = a
         .app
         .records
-        .list_keys(&a.workspace, filter, cursor.as_ref(), limit + 1, a.now)
+        .list_keys(&a.workspace, filter, cursor.as_ref(), limit, LIST_SCAN, a.now)
         .await?;
-    let next = if keys.len() > limit as usize {
-        keys.truncate(limit as usize);
-        keys.last().map(|k| format!("{}.{}", k.created_at, k.id))
-    } else {
-        None
-    };
-    let items: Vec<Value> = objects(a, &keys).await;
+    let next = page.next.map(|c| format!("{}.{}", c.created_at, c.id));
+    let items: Vec<Value> = objects(a, &page.keys).await;
     Ok(Response::json(200, &json!({"items": items, "next_cursor": next})))
 }
 

@@ -234,6 +234,20 @@ async fn conformance<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Resp
     Ok(Response::json(200, &serde_json::json!({ "results": items })))
 }
 
+/// SQLite's plan for every statement the store issues, as the deployment's D1 runs them (test
+/// deployments only; the e2e trial ops::admin_queries_use_indexes and bench/admin-scale.sh read it).
+async fn plans<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
+    let plans = a.app.records.query_plans().await?;
+    let items: Vec<Value> = plans
+        .iter()
+        .map(|p| {
+            let problems = crate::store::plan_problems(p.name, &p.plan);
+            serde_json::json!({"name": p.name, "sql": p.sql, "plan": p.plan, "problems": problems})
+        })
+        .collect();
+    Ok(Response::json(200, &serde_json::json!({ "statements": items })))
+}
+
 /// An admin operation; `ROUTES` says where it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -310,9 +324,10 @@ pub const ROUTES: &[AdminRoute] = &[
     route("POST", "/admin/v1/reconcile", "reconcile", Op::Reconcile),
 ];
 
-/// The test deployments' storage-contract route; not part of the API (not in ROUTES or the
-/// OpenAPI document), answered only when enabled and only to root.
+/// The test deployments' storage-contract and query-plan routes; not part of the API (not in
+/// ROUTES or the OpenAPI document), answered only when enabled and only to root.
 const CONFORMANCE_PATH: &str = "/admin/v1/_conformance";
+const PLANS_PATH: &str = "/admin/v1/_plans";
 
 /// `Some(parameter)` ("" if the template has none) when `path` fits `template` segment by segment.
 fn match_template<'p>(template: &str, path: &'p str) -> Option<&'p str> {
@@ -362,12 +377,12 @@ pub async fn handle<R: Records, E: Edge>(app: App<'_, R, E>, req: &Request, now:
         query,
         req,
     };
-    if req.method == "POST"
-        && path == CONFORMANCE_PATH
-        && app.st.config.conformance_route
-        && matches!(a.actor, Actor::Root)
-    {
-        return conformance(&a).await;
+    if req.method == "POST" && app.st.config.conformance_route && matches!(a.actor, Actor::Root) {
+        match path {
+            CONFORMANCE_PATH => return conformance(&a).await,
+            PLANS_PATH => return plans(&a).await,
+            _ => {}
+        }
     }
     let (op, param) = resolve(&req.method, path)?;
     match op {

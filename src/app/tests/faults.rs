@@ -26,6 +26,8 @@ pub enum Op {
     Reconcile,
     Deactivate,
     Reactivate,
+    GroupCreate,
+    GroupDelete,
     /// Create with a credit cap (the counter is written before the record names the cap).
     CreateCapped,
     /// Give the seeded key a cap (remaining 5, refill 5 every 60 s).
@@ -36,7 +38,9 @@ pub enum Op {
     TopUp,
 }
 
-pub const ALL_OPS: [Op; 17] = [
+pub const ALL_OPS: [Op; 19] = [
+    Op::GroupCreate,
+    Op::GroupDelete,
     Op::Deactivate,
     Op::Reactivate,
     Op::Create,
@@ -79,6 +83,12 @@ pub fn seed(w: &World) -> Seeded {
     let (id, secret) = (
         v["id"].as_str().unwrap().to_owned(),
         v["key"].as_str().unwrap().to_owned(),
+    );
+    // The target is a member of group g1 (GroupDelete removes it from every member key).
+    assert_eq!(w.admin("POST", "/admin/v1/groups", Some(json!({"name": "g1"}))).status, 201);
+    assert_eq!(
+        w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"groups": ["g1"]}))).status,
+        200
     );
     let (half_revoked, hs) = w.create_key("half revoked", &["events:write"]);
     let k = w.key(&half_revoked);
@@ -154,6 +164,8 @@ pub fn request(op: Op, s: &Seeded) -> Request {
         Op::Reconcile => ("POST", "/admin/v1/reconcile".to_owned(), None),
         Op::Deactivate => ("POST", format!("/admin/v1/keys/{id}/deactivate"), None),
         Op::Reactivate => ("POST", format!("/admin/v1/keys/{}/reactivate", s.disabled), None),
+        Op::GroupCreate => ("POST", "/admin/v1/groups".to_owned(), Some(json!({"name": "g2"}))),
+        Op::GroupDelete => ("DELETE", "/admin/v1/groups/g1".to_owned(), None),
         Op::CreateCapped => (
             "POST",
             "/admin/v1/keys".to_owned(),
@@ -179,7 +191,8 @@ pub fn request(op: Op, s: &Seeded) -> Request {
     admin_req(m, &p, b, ROOT)
 }
 
-const SLUGS_503: [&str; 5] = [
+const SLUGS_503: [&str; 6] = [
+    "group-cleanup-unfinished",
     "edge-write-failed",
     "store-unavailable",
     "edge-unconfirmed",
@@ -292,6 +305,12 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                     }
                 }
                 check_state(&w, &s.secrets, &ctx);
+                if op == Op::GroupDelete && r.status < 300 {
+                    assert!(!w.key(&s.id).groups.contains(&"g1".to_owned()), "{ctx}: still a member in D1");
+                    let edge = w.edge.snapshot();
+                    let rec = edge.get(&hash_of(&s.secret));
+                    assert!(rec.is_none_or(|r| !r.groups.contains(&"g1".to_owned())), "{ctx}: still a member at the edge");
+                }
                 if revoked_before && r.status < 300 {
                     assert!(
                         w.key(&s.id).status.is_final(),
@@ -326,6 +345,17 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                 }
                 reconcile_all(&w, &ctx);
                 check_state(&w, &s.secrets, &format!("{ctx}, after reconcile"));
+                if op == Op::GroupDelete {
+                    // The retried DELETE finished what the failure interrupted: no key is left in a
+                    // deleted group, in D1 or at the edge.
+                    let snap = w.records.snapshot();
+                    assert!(snap.groups.keys().all(|(_, g)| g != "g1"), "{ctx}: group survived");
+                    assert!(snap.keys.values().all(|k| !k.groups.contains(&"g1".to_owned())), "{ctx}: member in D1");
+                    assert!(
+                        w.edge.snapshot().values().all(|r| !r.groups.contains(&"g1".to_owned())),
+                        "{ctx}: member at the edge"
+                    );
+                }
                 w.assert_consistent(&ctx);
                 // The half-done revocation from the seed is completed, never undone.
                 assert!(w.key(&s.half_revoked).status.is_final(), "{ctx}");

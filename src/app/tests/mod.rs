@@ -6,6 +6,7 @@ mod contract;
 mod credits;
 mod environments;
 mod faults;
+mod lookup;
 mod races;
 mod routes;
 

@@ -527,3 +527,47 @@ fn deactivate_and_reactivate() {
     assert_eq!((r.status, problem_type(&r)), (409, "key-revoked".into()));
     assert_eq!(gateway(&w, "GET", "/projects/1", Some(&auth)).unwrap_err().0, 401);
 }
+
+#[test]
+fn active_and_expired_lists_read_a_bounded_window_and_lead_on() {
+    use crate::store::{AuditEntry, Records, LIST_SCAN};
+    let w = World::new();
+    let (id, _) = w.create_key("template", &["events:write"]);
+    let template = w.key(&id);
+    let insert = |k: &Key| {
+        let audit = AuditEntry {
+            at: k.created_at,
+            workspace: k.workspace.clone(),
+            actor: "root".into(),
+            action: "key.create".into(),
+            key_id: Some(k.id.clone()),
+            detail: json!({}),
+        };
+        block_on(w.records.insert_key(k, &audit)).unwrap();
+    };
+    let clone = |i: u32, created_at: Millis, expires_at: Option<Millis>| Key {
+        id: format!("key_{i:024x}"),
+        name: format!("bulk {i}"),
+        hash: KeyHash::from_hex(&format!("{i:064x}")).unwrap(),
+        created_at,
+        expires_at,
+        ..template.clone()
+    };
+    // The oldest key is the only expired one; more than a window of live keys are newer.
+    insert(&clone(0, T0 - DAY, Some(w.now() - 1)));
+    for i in 1..=LIST_SCAN {
+        insert(&clone(i, w.now() + Millis::from(i), None));
+    }
+    let first = w.admin("GET", "/admin/v1/keys?status=expired&limit=10", None).json_body();
+    assert_eq!(first["items"], json!([]), "the first window holds no expired key");
+    let cursor = first["next_cursor"].as_str().expect("a cursor after a short page");
+    let next = w
+        .admin("GET", &format!("/admin/v1/keys?status=expired&limit=10&cursor={cursor}"), None)
+        .json_body();
+    assert_eq!(next["items"][0]["name"], "bulk 0");
+    assert_eq!(next["items"].as_array().unwrap().len(), 1);
+    assert!(next["next_cursor"].is_null());
+    let active = w.admin("GET", "/admin/v1/keys?status=active&limit=100", None).json_body();
+    assert_eq!(active["items"].as_array().unwrap().len(), 100, "live keys fill the page");
+    assert!(active["next_cursor"].is_string());
+}

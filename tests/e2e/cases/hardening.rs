@@ -404,7 +404,7 @@ pub fn store_conformance_on_d1_and_kv(ctx: &Ctx) -> TestResult {
         .admin("POST", &format!("/admin/v1/_conformance?workspace={ws}"), None)?
         .expect_json(200)?;
     let results = out["results"].as_array().cloned().unwrap_or_default();
-    ensure_eq!(results.len(), 10, "contract items run: {out}");
+    ensure_eq!(results.len(), 11, "contract items run: {out}");
     let failed: Vec<&Value> = results.iter().filter(|r| r["ok"] != json!(true)).collect();
     ensure!(failed.is_empty(), "D1/KV break the store contract: {failed:?}");
     Ok(())

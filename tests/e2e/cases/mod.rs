@@ -118,6 +118,7 @@ pub const ALL: &[(&str, Case)] = &[
         "ops::store_failures_are_logged_under_their_request_id",
         ops::store_failures_are_logged_under_their_request_id,
     ),
+    ("ops::admin_queries_use_indexes", ops::admin_queries_use_indexes),
     (
         "contract::document_is_served_without_auth",
         contract::document_is_served_without_auth,

@@ -176,3 +176,69 @@ pub fn store_failures_are_logged_under_their_request_id(ctx: &Ctx) -> TestResult
     ctx.create_key(&ws, json!({"name": "after", "preset": "sdk"}))?;
     Ok(())
 }
+
+/// Every statement the admin API issues is an index search on local D1 (the worker's own
+/// EXPLAIN QUERY PLAN, through its binding, with bound arguments): no full scan of a table and no
+/// sort in a temporary B-tree, whose cost would grow with the workspace (issue #15; the plans at
+/// 100,000 keys are in bench/admin-scale/plans.txt). Dropping an index makes the check fail.
+pub fn admin_queries_use_indexes(ctx: &Ctx) -> TestResult {
+    let ws = ctx.workspace("ops-plans");
+    // (statement name, plan lines), as the worker reports them.
+    let plans = |ctx: &Ctx| -> Result<Vec<(String, Vec<String>)>, libtest_mimic::Failed> {
+        let out = ctx
+            .admin("POST", &format!("/admin/v1/_plans?workspace={ws}"), None)?
+            .expect_json(200)?;
+        let items = out["statements"].as_array().cloned().unwrap_or_default();
+        Ok(items
+            .iter()
+            .map(|item| {
+                let lines = item["plan"].as_array().cloned().unwrap_or_default();
+                let name = item["name"].as_str().unwrap_or_default().to_owned();
+                (name, lines.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+            })
+            .collect())
+    };
+    // Checked here with the crate's own checker rather than trusting the worker's `problems`.
+    let problems_of = |plans: &[(String, Vec<String>)]| -> Vec<String> {
+        plans.iter().flat_map(|(n, p)| keyward::store::plan_problems(n, p)).collect()
+    };
+    let all = plans(ctx)?;
+    ensure!(all.len() >= 25, "statements explained: {}", all.len());
+    let problems = problems_of(&all);
+    ensure!(problems.is_empty(), "statements that scan or sort: {problems:#?}");
+    // The indexes each list was designed for, not merely some index.
+    let uses = |name: &str, index: &str| -> TestResult {
+        let (_, plan) = all
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| format!("no plan for {name}"))?;
+        ensure!(
+            plan.iter().any(|l| l.contains(index)),
+            "{name} does not use {index}: {plan:#?}"
+        );
+        Ok(())
+    };
+    uses("list_keys", "USING INDEX keys_workspace_created (workspace=? AND (created_at,id)<(?,?))")?;
+    uses("list_keys ?status=revoked", "USING INDEX keys_workspace_status (workspace=? AND status=? AND (created_at,id)<(?,?))")?;
+    uses("list_keys ?status=expired", "USING COVERING INDEX keys_workspace_status")?;
+    uses("list_keys: window end", "USING COVERING INDEX keys_workspace_status")?;
+    uses("keys_after (reconcile)", "USING INDEX keys_workspace_id (workspace=? AND id>?)")?;
+    uses("group_members", "key_groups USING PRIMARY KEY (workspace=? AND grp=?)")?;
+    uses("list_audit", "USING INDEX audit_workspace (workspace=? AND id<?)")?;
+    uses("get_key", "(id=?)")?;
+
+    // The check can fail: without the status index, the status lists sort or scan.
+    ctx.d1.execute("DROP INDEX keys_workspace_status")?;
+    let without = plans(ctx);
+    let restored = ctx.d1.execute(
+        "CREATE INDEX keys_workspace_status ON keys (workspace, status, created_at DESC, id DESC, expires_at, grace_until)",
+    );
+    let without = without?;
+    restored?;
+    let problems = problems_of(&without);
+    ensure!(
+        problems.iter().any(|p| p.starts_with("list_keys ?status=revoked")),
+        "dropping keys_workspace_status went unnoticed: {problems:#?}"
+    );
+    Ok(())
+}
