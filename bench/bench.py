@@ -4,6 +4,8 @@
 Side by side on the same pinned wrangler/workerd, in front of one local Node origin:
   passthrough      bench/passthrough: forwards to the origin, nothing else (the floor)
   passthrough-ratelimit  the same plus one Rate Limiting binding call per request (valid-ratelimited only)
+  passthrough-credits    the same plus one Durable Object call per request, a counter like keyward's
+                         credits (valid-metered only)
   js               bench/js-verifier: keyward's gateway job hand-written in JavaScript
   keyward          the Rust worker (wrangler.toml at the repo root), release build
   keyward-signed   the same with ORIGIN_SIGNING_SECRET set (X-Keyward-Signature on every forwarded request)
@@ -58,8 +60,8 @@ PROBE_PATH = "/__keyward_bench_probe"
 # makes the probe's answer the same on wrangler's port and on the worker's own socket.
 PROBE_HEADERS = {"cf-ray": "00000000000000b0-PROBE"}
 
-SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "js", "keyward", "keyward-signed", "keyward-nocache",
-               "keyward-nofeed"]
+SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "passthrough-credits", "js", "keyward", "keyward-signed",
+               "keyward-nocache", "keyward-nofeed"]
 VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache", "keyward-nofeed"}
 
 # scenario -> (method, path, key file kind, expected status from a verifier)
@@ -69,6 +71,10 @@ SCENARIOS = {
     # Rate Limiting binding before forwarding. The JS verifier ignores the record's `rl` (it has no
     # rate limiting) and the passthrough ignores keys: both run it with their normal behaviour.
     "valid-ratelimited": ("GET", "/projects/42", "valid-rl", 200),
+    # The same keys on a metered route (config/policy.json: `/metered/**`, cost 1, no scope): keyward makes
+    # one call to the workspace's credit counter (a Durable Object) before forwarding. The bench workspace
+    # is topped up far beyond what a run spends; a 402 or 503 aborts the run.
+    "valid-metered": ("GET", "/metered/42", "valid", 200),
     "bad-checksum": ("GET", "/projects/42", "badsum", 401),
     "unknown-key": ("GET", "/projects/42", "unknown", 401),
     "insufficient-scope": ("POST", "/deploy", "valid", 403),
@@ -76,11 +82,22 @@ SCENARIOS = {
 # Systems that run only some scenarios. Signing happens only on forwarded requests: on a refusal
 # keyward-signed does exactly what keyward does, so it runs only where keyward forwards.
 # passthrough-ratelimit is the floor of the rate-limited rows: what the binding costs by itself.
-SYSTEM_SCENARIOS = {"keyward-signed": {"valid", "valid-ratelimited"}, "passthrough-ratelimit": {"valid-ratelimited"},
-                    "keyward-nofeed": {"valid"}}
-# Scenarios where the JS verifier does not do the same work as keyward (no rate limiting): no 'vs JS'
-# ratio and no part in the verdict.
-NOT_VS_JS = {"valid-ratelimited"}
+# passthrough-credits is the floor of the metered row: what the counter's round trip costs by itself.
+# The JS verifier has no credits and keyward-nocache adds nothing to the metered question: neither runs it.
+SYSTEM_SCENARIOS = {
+    "keyward-signed": {"valid", "valid-ratelimited"},
+    "passthrough-ratelimit": {"valid-ratelimited"},
+    "passthrough-credits": {"valid-metered"},
+    "keyward-nofeed": {"valid"},
+    "js": {"valid", "valid-ratelimited", "bad-checksum", "unknown-key", "insufficient-scope"},
+    "keyward-nocache": {"valid", "valid-ratelimited", "bad-checksum", "unknown-key", "insufficient-scope"},
+}
+# Scenarios where the JS verifier does not do the same work as keyward (no rate limiting, no credits):
+# no 'vs JS' ratio and no part in the verdict.
+NOT_VS_JS = {"valid-ratelimited", "valid-metered"}
+# Scenarios that must never see a refusal (they measure the check, not its refusals): status -> why.
+NEVER = {"valid-ratelimited": {"429": "the per-key rate limit"},
+         "valid-metered": {"402": "the end of the workspace's credits", "503": "an unreachable credit counter"}}
 # Systems compared with the JS verifier (keyward-signed signs, which the JS verifier does not).
 JS_COMPARABLE = {"keyward", "keyward-nocache"}
 # The hot-path cost table: (scenario, system, label), each next to the plain valid-key row.
@@ -91,7 +108,12 @@ COST_ROWS = [
     ("valid", "keyward-signed", "valid key, signing on"),
     ("valid", "keyward-nofeed", "valid key, revocation feed off"),
     ("valid-ratelimited", "keyward-signed", "valid key with a rate limit, signing on"),
+    ("valid-metered", "passthrough-credits", "no key check, the same kind of Durable Object call"),
+    ("valid-metered", "keyward", "valid key on a metered route (cost 1)"),
 ]
+# The bench workspace's top-up before load (credits::MAX_AMOUNT, one top-up): a run spends a few hundred
+# thousand at most.
+METERED_FUNDING = 1_000_000_000
 VALID_GOAL = 0.9  # valid-key req/s at least this fraction of the passthrough's (issue #12)
 P99_GOAL = 1.25  # valid-key p99 at most this multiple of the passthrough's (issue #15)
 
@@ -296,6 +318,9 @@ class System:
         self.rl_records: list[dict] = []  # keys with RL_TIER (the valid-ratelimited scenario)
         self.rl_probe: dict | None = None  # one key with RL_PROBE_TIER (keyward only: sanity check)
         self.signing_secret = ""  # ORIGIN_SIGNING_SECRET when set (keyward-signed)
+        self.unfunded_probe: dict | None = None  # a key of a workspace without credits (keyward: sanity check)
+        self.metered_forwarded = 0  # metered requests answered 200 (sanity check, priming and measured runs)
+        self.metered_cut = 0  # bound on metered requests spent but cut off unanswered when a wrk run ends
         self.reloads = 0
 
     def argv(self) -> list[str]:
@@ -420,6 +445,17 @@ def passthrough_ratelimit_config(dest: Path) -> Path:
     return dest
 
 
+def passthrough_credits_config(dest: Path) -> Path:
+    """bench/passthrough's wrangler.toml for metered.js, with its Durable Object binding and class migration."""
+    cfg = tomllib.loads((BENCH / "passthrough" / "wrangler.toml").read_text())
+    cfg["name"] = "keyward-bench-passthrough-credits"
+    cfg["main"] = str(BENCH / "passthrough" / "metered.js")
+    cfg["durable_objects"] = {"bindings": [{"name": "COUNTER", "class_name": "Counter"}]}
+    cfg["migrations"] = [{"tag": "v1", "new_sqlite_classes": ["Counter"]}]
+    dest.write_text(json.dumps(cfg, indent=2))
+    return dest
+
+
 def tail(path: Path, n: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -473,10 +509,10 @@ def locate_workerd(s: System) -> None:
 
 
 def seed_keyward(s: System, admin_token: str, n: int, concurrency: int, ratelimit: dict | None = None,
-                 tag: str = "") -> tuple[dict, list[dict]]:
+                 tag: str = "", workspace: str = "bench") -> tuple[dict, list[dict]]:
     """Create n keys (preset sdk, with `ratelimit` if given) through the admin API; returns creation stats
     and the records ({key, obj})."""
-    path = "/admin/v1/keys?workspace=bench"
+    path = f"/admin/v1/keys?workspace={workspace}"
     headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
     prefix = f"bench-{s.name}{tag}-{secrets.token_hex(3)}"
     extra = {"ratelimit": ratelimit} if ratelimit else {}
@@ -608,16 +644,16 @@ def signature_problem(secret: str, value: str | None, method: str, target: str, 
     return None
 
 
-def forwarded_check(s: System, label: str, rec: dict, tmp: Path) -> list[str]:
-    """GET /projects/42 with rec's key -> 200 from the origin; for verifiers, what the origin received:
+def forwarded_check(s: System, label: str, rec: dict, tmp: Path, path: str = "/projects/42") -> list[str]:
+    """GET `path` with rec's key -> 200 from the origin; for verifiers, what the origin received:
     no Authorization, keyward's identity headers (spoofed ones replaced), and X-Keyward-Signature exactly
     when the system signs."""
     problems = []
     spoof = {"X-Keyward-Key-Id": "spoofed", "X-Keyward-Workspace": "spoofed", "X-Keyward-Signature": "t=1,v1=00"}
-    target = "/projects/42?echo=1"
+    target = f"{path}?echo=1"
     st, h, body = curl(s.port, "GET", target, {"Authorization": f"Bearer {rec['key']}", **spoof}, tmp)
     if st != 200:
-        return [f"{label} GET /projects/42 -> {st} (want 200): {body[:300]!r}"]
+        return [f"{label} GET {path} -> {st} (want 200): {body[:300]!r}"]
     try:
         echo = json.loads(body)
     except ValueError:
@@ -667,13 +703,68 @@ def ratelimit_enforced(s: System) -> list[str]:
             f"refused (statuses {seen})"]
 
 
-def sanity_check(s: System, tmp: Path) -> list[str]:
+def admin_json(s: System, admin_token: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    st, _, raw_body = http_request(s.port, method, path, headers, data, timeout=30)
+    try:
+        return st, json.loads(raw_body or b"{}")
+    except ValueError:
+        return st, {"raw": raw_body[:300].decode(errors="replace")}
+
+
+def credits_spent(s: System, admin_token: str, workspace: str = "bench") -> int:
+    st, v = admin_json(s, admin_token, "GET", f"/admin/v1/credits?workspace={workspace}")
+    if st != 200 or not isinstance(v.get("spent"), int):
+        raise BenchError(f"{s.name}: GET /admin/v1/credits answered {st}: {json.dumps(v)[:300]}")
+    return v["spent"]
+
+
+def fund_workspace(s: System, admin_token: str) -> None:
+    """Tops up the bench workspace (once per instance; the top-up id makes a repeat add nothing)."""
+    st, v = admin_json(s, admin_token, "POST", "/admin/v1/credits?workspace=bench",
+                       {"amount": METERED_FUNDING, "id": "bench-funding"})
+    if st not in (200, 201) or v.get("balance", 0) < METERED_FUNDING // 2:
+        raise BenchError(f"{s.name}: top-up answered {st}: {json.dumps(v)[:300]}")
+
+
+def metered_check(s: System, tmp: Path, admin_token: str) -> list[str]:
+    """The metered route forwards and spends: a valid key -> 200 from the origin (what it received checked
+    as on the plain route) and, on keyward, exactly one credit spent; a key of a workspace without credits
+    -> 402 credits-exhausted."""
+    keyward = s.name.startswith("keyward")
+    before = credits_spent(s, admin_token) if keyward else 0
+    problems = forwarded_check(s, "valid key, metered route", s.records[0], tmp, "/metered/42")
+    if problems or not keyward:
+        return problems
+    s.metered_forwarded += 1
+    spent = credits_spent(s, admin_token) - before
+    if spent != 1:
+        problems.append(f"metered route: one forwarded request spent {spent} credits (want 1)")
+    if s.unfunded_probe:
+        st, h, body = curl(s.port, "GET", "/metered/42", {"Authorization": f"Bearer {s.unfunded_probe['key']}"}, tmp)
+        try:
+            kind = json.loads(body).get("type")
+        except ValueError:
+            kind = None
+        if st != 402 or kind != "urn:keyward:problem:credits-exhausted":
+            problems.append(f"metered route, workspace without credits: {st} {body[:200]!r} (want 402 "
+                            "credits-exhausted)")
+    return problems
+
+
+def sanity_check(s: System, tmp: Path, metered: bool = False, admin_token: str = "") -> list[str]:
     rec = s.records[0]
     key = rec["key"]
     # valid -> 200 from the origin (echo shows what was forwarded); the same for a rate-limited key
     problems = forwarded_check(s, "valid key", rec, tmp)
     if s.rl_records:
         problems += forwarded_check(s, "valid rate-limited key", s.rl_records[0], tmp)
+    if metered:
+        problems += metered_check(s, tmp, admin_token)
     if s.name not in VERIFIERS:
         return problems
     problems += ratelimit_enforced(s)
@@ -904,6 +995,25 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
             "binding call per request, keyed by the Authorization value) shows that cost alone. The JS verifier ignores "
             "the key's `rl` and the passthrough ignores keys: both run these requests with their normal behaviour, "
             "so no 'vs JS' ratio.")
+    if "valid-metered" in scenarios:
+        notes.append(
+            "valid-metered: the valid keys on `GET /metered/42` (config/policy.json `/metered/**`: cost 1, no scope), "
+            "so keyward makes one call to the workspace's credit counter, a SQLite-backed Durable Object, before "
+            "forwarding. Every bench key is in one workspace, so one counter serves the whole load (the worst case "
+            f"for it). The workspace is topped up with {METERED_FUNDING:,} credits before load, and a 402 or 503 "
+            "aborts the run. Locally the object runs in the worker's own workerd, so its CPU is in the row. "
+            "passthrough-credits (the passthrough plus the same kind of round trip: a JS Durable Object found by "
+            "name, a small JSON op over stub.fetch, one SQLite UPDATE of a balance) shows that round trip's cost "
+            "alone. The JS verifier (no credits) and keyward-nocache do not run it.")
+        acc = meta.get("credits_accounting") or {}
+        for sy, v in acc.items():
+            notes.append(
+                f"Credits accounting ({sy}): the counter spent {v['spent']:,} credits for {v['forwarded']:,} forwarded "
+                f"metered requests (sanity check, priming and measured runs; up to {v['cut_off_bound']} more may be "
+                "spent by requests in flight when wrk stops)"
+                + (": consistent." if v["ok"] and not v["reloads"] else
+                   ": not checked (the worker restarted during the run)." if v["reloads"] else
+                   ": **MISMATCH**."))
     if "keyward-signed" in systems:
         notes.append(
             "keyward-signed: keyward with `ORIGIN_SIGNING_SECRET` set (X-Keyward-Signature, HMAC-SHA-256, on every "
@@ -950,6 +1060,22 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
         if floor:
             L.append("Valid key with a rate limit (keyward) vs the passthrough making the same binding call "
                      "(passthrough-ratelimit), medians: " + ", ".join(floor) + ".")
+            L.append("")
+        for c in conns_list:
+            m, v = cells.get(("valid-metered", c, "keyward")), cells.get(("valid", c, "keyward"))
+            if not m:
+                continue
+            parts = [f"req/s x{fmt(m.get('rps_vs_pass'), 2)} of the passthrough"]
+            if v:
+                parts.append(f"x{fmt(ratio(m['rps'], v['rps']), 2)} of keyward's unmetered valid-key row, CPU "
+                             f"{m['cpu_us'] - v['cpu_us']:+.0f} us/req over it, p99 {m['p99_ms'] - v['p99_ms']:+.2f} ms")
+            pc, p = cells.get(("valid-metered", c, "passthrough-credits")), cells.get(("valid-metered", c, "passthrough"))
+            if pc and p:
+                parts.append(f"the counter's round trip alone (passthrough-credits vs passthrough): req/s "
+                             f"x{fmt(ratio(pc['rps'], p['rps']), 2)}, CPU {pc['cpu_us'] - p['cpu_us']:+.0f} us/req, p99 "
+                             f"{pc['p99_ms'] - p['p99_ms']:+.2f} ms; keyward's metered row vs that floor: req/s "
+                             f"x{fmt(ratio(m['rps'], pc['rps']), 2)}, CPU x{fmt(ratio(m['cpu_us'], pc['cpu_us']), 2)}")
+            L.append(f"Metered route, cost 1 (keyward), {c} conns, medians: " + "; ".join(parts) + ".")
             L.append("")
     if creation:
         L.append("| key creation (POST /admin/v1/keys, preset sdk) | keys | concurrency | seconds | keys/s | "
@@ -1098,6 +1224,10 @@ def main() -> int:
         if sc not in SCENARIOS:
             ap.error(f"unknown scenario {sc!r}")
     scenarios = [sc for sc in SCENARIOS if sc in scenarios]
+    # A floor that runs none of the chosen scenarios is not started (e.g. passthrough-credits without
+    # valid-metered).
+    systems = [sy for sy in systems
+               if sy == "passthrough" or any(sc in SYSTEM_SCENARIOS.get(sy, SCENARIOS) for sc in scenarios)]
     # Keys for valid-ratelimited: at least nkeys, and enough that no key reaches RL_HEADROOM of its limit in
     # one window: a system's load on that scenario (priming included) spans at most `exposure` seconds of
     # any window, at no more than RL_ASSUMED_MAX_RPS, spread evenly over the rotated keys.
@@ -1183,6 +1313,10 @@ def main() -> int:
                 "passthrough-ratelimit", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
                 state_root / "passthrough-ratelimit",
                 passthrough_ratelimit_config(state_root / "passthrough-ratelimit.wrangler.json")),
+            "passthrough-credits": System(
+                "passthrough-credits", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
+                state_root / "passthrough-credits",
+                passthrough_credits_config(state_root / "passthrough-credits.wrangler.json")),
             "js": System("js", BENCH / "js-verifier", {"ORIGIN_URL": origin_url}, state_root / "js"),
         }
         if snapshot.is_dir():
@@ -1228,12 +1362,20 @@ def main() -> int:
             log(f"{s.name}: key creation {creation[label]}")
             _, probe = seed_keyward(s, admin_token, 1, 1, RL_PROBE_TIER, "-rlprobe")
             s.rl_probe = probe[0]
+            if "valid-metered" in scenarios:
+                log(f"{s.name}: topping up workspace bench with {METERED_FUNDING:,} credits")
+                fund_workspace(s, admin_token)
+                _, unfunded = seed_keyward(s, admin_token, 1, 1, None, "-unfunded", "bench-unfunded")
+                s.unfunded_probe = unfunded[0]
+                probe = probe + unfunded
             (raw / f"created-{s.name}.json").write_text(
                 json.dumps([r["obj"] for r in s.records + s.rl_records + probe], indent=1))
 
         start_system(procs, active["passthrough"], raw, start_deadline)
         if "passthrough-ratelimit" in active:
             start_system(procs, active["passthrough-ratelimit"], raw, start_deadline)
+        if "passthrough-credits" in active:
+            start_system(procs, active["passthrough-credits"], raw, start_deadline)
         if "keyward" in active:
             start_keyward(active["keyward"])
         if "js" in active:
@@ -1261,9 +1403,10 @@ def main() -> int:
                        if n in active and active[n].records), None)
         active["passthrough"].records = source.records if source else local_records(nkeys)
         active["passthrough"].rl_records = source.rl_records if source else local_records(rl_keys, RL_TIER)
-        if "passthrough-ratelimit" in active:
-            active["passthrough-ratelimit"].records = active["passthrough"].records
-            active["passthrough-ratelimit"].rl_records = active["passthrough"].rl_records
+        for name in ("passthrough-ratelimit", "passthrough-credits"):
+            if name in active:
+                active[name].records = active["passthrough"].records
+                active[name].rl_records = active["passthrough"].rl_records
         for s in active.values():
             write_key_files(s, raw, unknown)
 
@@ -1273,18 +1416,24 @@ def main() -> int:
                 s.reloads += 1
                 log(f"{s.name}: worker reloaded since start; locating its workerd socket again")
                 locate_workerd(s)
+        def runs_in(sc: str) -> list[str]:
+            return [sy for sy in order if sc in SYSTEM_SCENARIOS.get(sy, SCENARIOS)]
+
+        order = list(active)
         failures = []
         for s in active.values():
-            for p in sanity_check(s, raw):
+            metered = "valid-metered" in scenarios and s.name in runs_in("valid-metered")
+            for p in sanity_check(s, raw, metered, admin_token):
                 failures.append(f"{s.name}: {p}")
         if failures:
             raise BenchError("sanity check failed, not running load:\n  " + "\n  ".join(failures))
         log("sanity checks passed: valid and rate-limited keys -> 200 from origin (signature verified where on, "
-            "absent elsewhere), rate limit enforced, bad checksum/unknown -> 401, scope -> 403")
+            "absent elsewhere), rate limit enforced, bad checksum/unknown -> 401, scope -> 403"
+            + ("; metered route forwards and spends exactly 1, a workspace without credits -> 402"
+               if "valid-metered" in scenarios else ""))
 
         # 5. load: warm-up, then rounds; systems interleaved, order rotated per round and cell
         runs: list[dict] = []
-        order = list(active)
 
         load_s: dict[str, float] = {}  # seconds each system was under load (priming included)
 
@@ -1315,10 +1464,12 @@ def main() -> int:
                 secs_prime = prime * (2 if sy in VERIFIERS and kind in ("valid", "valid-rl") else 1)
                 wp = measure(s.port, pids, max(conns_list), secs_prime, s.keys[kind], method, path,
                              raw / f"wrk-{tag}-prime-{sy}-{sc}-c{conns}.txt")
-                check_rate_limit_unreached(sy, sc, wp)
+                count_metered(s, sc, wp, max(conns_list))
+                check_never(sy, sc, wp)
             w = measure(s.port, pids, conns, secs, s.keys[kind], method, path,
                         raw / f"wrk-{tag}-{sy}-{sc}-c{conns}.txt")
-            check_rate_limit_unreached(sy, sc, w)
+            count_metered(s, sc, w, conns)
+            check_never(sy, sc, w)
             load_s[sy] = load_s.get(sy, 0.0) + time.monotonic() - started
             w.update(system=sy, scenario=sc, conns=conns, round=tag,
                      expected_status=expected if sy in VERIFIERS else 200)
@@ -1326,13 +1477,19 @@ def main() -> int:
                 f.write(json.dumps(w) + "\n")
             return w
 
-        def check_rate_limit_unreached(sy: str, sc: str, w: dict) -> None:
-            if SCENARIOS[sc][2] == "valid-rl" and w["statuses"].get("429"):
-                raise BenchError(f"{sy} {sc}: {w['statuses']['429']} answers were 429: the bench reached the per-key "
-                                 f"limit it must stay under ({rl_keys} keys rotated); raise --keys")
+        def check_never(sy: str, sc: str, w: dict) -> None:
+            for status, what in NEVER.get(sc, {}).items():
+                if w["statuses"].get(status):
+                    hint = f" ({rl_keys} keys rotated); raise --keys" if status == "429" else ""
+                    raise BenchError(f"{sy} {sc}: {w['statuses'][status]} answers were {status}: the bench reached "
+                                     f"{what}, which it must stay under{hint}")
 
-        def runs_in(sc: str) -> list[str]:
-            return [sy for sy in order if sc in SYSTEM_SCENARIOS.get(sy, SCENARIOS)]
+        def count_metered(s: System, sc: str, w: dict, conns: int) -> None:
+            # For the check after load that the counter spent exactly what was forwarded: requests still in
+            # flight when wrk stops (at most one per connection) may be spent without being counted here.
+            if sc == "valid-metered":
+                s.metered_forwarded += w["statuses"].get("200", 0)
+                s.metered_cut += conns
 
         n_cells = sum(len(conns_list) * len(runs_in(sc)) for sc in scenarios)
         for rnd in range(rounds):
@@ -1352,6 +1509,20 @@ def main() -> int:
         meta["reloads"] = {sy: s.reloads for sy, s in active.items()}
         meta["feed"] = {sy: feed_stats(raw / f"wrangler-{sy}.log", load_s.get(sy)) for sy, s in active.items()
                         if s.vars.get("KEYWARD_FEED_STATS") == "1"}
+        # Zero overspend, measured: what each keyward instance's counter spent against what it forwarded.
+        accounting = {}
+        if "valid-metered" in scenarios:
+            for sy in runs_in("valid-metered"):
+                s = active[sy]
+                if not sy.startswith("keyward"):
+                    continue
+                spent = credits_spent(s, admin_token)
+                ok = s.metered_forwarded <= spent <= s.metered_forwarded + s.metered_cut
+                accounting[sy] = {"forwarded": s.metered_forwarded, "spent": spent, "cut_off_bound": s.metered_cut,
+                                  "ok": ok or s.reloads > 0, "reloads": s.reloads}
+                log(f"{sy}: counter spent {spent:,} credits for {s.metered_forwarded:,} forwarded metered requests "
+                    f"(+ at most {s.metered_cut} cut off at the end of runs){'' if ok else ': MISMATCH'}")
+        meta["credits_accounting"] = accounting
 
         # 6. report
         cells = aggregate(runs, order, conns_list, scenarios)
