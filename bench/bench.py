@@ -1236,7 +1236,8 @@ def main() -> int:
     rl_keys = max(nkeys, -(-RL_ASSUMED_MAX_RPS * exposure // int(RL_TIER["limit"] * RL_HEADROOM)))
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + ("-smoke" if a.smoke else "")
-    out = Path(a.out) if a.out else BENCH / "results" / stamp
+    # Absolute: some wrangler commands run from the system's own directory (bench/js-verifier).
+    out = Path(a.out).resolve() if a.out else BENCH / "results" / stamp
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     state_root = Path(tempfile.mkdtemp(prefix="keyward-bench-"))
