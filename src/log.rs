@@ -308,7 +308,11 @@ mod tests {
             ("GET", "/admin/v1/keys/key_123", "GET /admin/v1/keys/{id}"),
             ("POST", "/admin/v1/keys/key_1/revoke", "POST /admin/v1/keys/{id}/revoke"),
             ("POST", "/admin/v1/keys/key_1/evil\"x", "POST /admin/v1/{other}"),
-            ("DELETE", "/admin/v1/presets/my-preset", "DELETE /admin/v1/presets/{name}"),
+            (
+                "DELETE",
+                "/admin/v1/presets/my-preset",
+                "DELETE /admin/v1/presets/{name}",
+            ),
             ("GET", "/admin/v1/audit", "GET /admin/v1/audit"),
             ("POST", "/admin/v1/credits", "POST /admin/v1/credits"),
             ("DELETE", "/admin/v1/groups/team-a", "DELETE /admin/v1/groups/{name}"),

@@ -70,11 +70,19 @@ fn key_format(get: &dyn Fn(&str) -> Option<String>) -> Result<KeyFormat, ApiErro
 
 /// REVOCATION_*: the feed's timing. The retention must outlast everything that can still hand out
 /// a record from before a change: the cache, KV's cacheTtl and KV's propagation (about 60 s).
-fn feed(get: &dyn Fn(&str) -> Option<String>, cache: &CacheConfig, kv_cache_ttl: u64) -> Result<Option<FollowConfig>, ApiError> {
+fn feed(
+    get: &dyn Fn(&str) -> Option<String>,
+    cache: &CacheConfig,
+    kv_cache_ttl: u64,
+) -> Result<Option<FollowConfig>, ApiError> {
     match get("REVOCATION_FEED").as_deref().map(str::trim) {
         None | Some("on") => {}
         Some("off") => return Ok(None),
-        Some(v) => return Err(ApiError::Internal(format!("config: REVOCATION_FEED must be on or off, got {v:?}"))),
+        Some(v) => {
+            return Err(ApiError::Internal(format!(
+                "config: REVOCATION_FEED must be on or off, got {v:?}"
+            )))
+        }
     }
     let poll = number(get, "REVOCATION_POLL_MS", 1000)?;
     let bound = number(get, "REVOCATION_BOUND_MS", 2 * poll)?;

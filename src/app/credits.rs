@@ -47,9 +47,14 @@ pub async fn charge(
     match credits.apply(workspace, &op, now).await {
         Ok(Reply::Granted { .. }) => Ok(()),
         Ok(Reply::Refused(e)) => Err(exhausted(&e, now)),
-        Ok(other) => Err(ApiError::Internal(format!("credit counter answered {other:?} to a spend"))),
+        Ok(other) => Err(ApiError::Internal(format!(
+            "credit counter answered {other:?} to a spend"
+        ))),
         Err(e) => {
-            crate::log::error("credits-unavailable", &format!("credit counter for a metered request: {e:?}"));
+            crate::log::error(
+                "credits-unavailable",
+                &format!("credit counter for a metered request: {e:?}"),
+            );
             Err(unavailable(
                 "The credit counter could not be reached; metered routes are refused until it answers (nothing \
                  was forwarded). Retry.",
@@ -76,7 +81,10 @@ pub async fn read_caps(credits: &dyn Credits, workspace: &str, ids: Vec<String>,
     match credits.apply(workspace, &Op::Read { caps: Some(ids) }, now).await {
         Ok(Reply::State { caps, .. }) => Some(caps),
         Ok(other) => {
-            crate::log::error("credits-read-failed", &format!("credit counter answered {other:?} to a read"));
+            crate::log::error(
+                "credits-read-failed",
+                &format!("credit counter answered {other:?} to a read"),
+            );
             None
         }
         Err(e) => {

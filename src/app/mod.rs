@@ -193,7 +193,10 @@ impl<R: Records, E: Edge> App<'_, R, E> {
         let result = match route_of(req.path()) {
             Route::Admin => admin::handle(*self, req, now).await.map(|r| (r, KeyUse::Nothing)),
             Route::Verify => verify::handle(*self, req, now).await,
-            Route::Page => Ok((page::serve(&req.method, req.path(), self.st.realm(), &req.id), KeyUse::Nothing)),
+            Route::Page => Ok((
+                page::serve(&req.method, req.path(), self.st.realm(), &req.id),
+                KeyUse::Nothing,
+            )),
             Route::OpenApi => openapi::handle(&req.method).map(|r| (r, KeyUse::Nothing)),
             Route::Gateway => Err(ApiError::NoRoute),
         };

@@ -48,7 +48,13 @@ pub fn key_changed() -> ApiError {
 }
 
 /// Announces a change that takes power away from `before` (rule 6).
-async fn announce<R, E>(app: App<'_, R, E>, before: &Key, kind: ChangeKind, cap: KeyRecord, now: Millis) -> Result<(), ApiError> {
+async fn announce<R, E>(
+    app: App<'_, R, E>,
+    before: &Key,
+    kind: ChangeKind,
+    cap: KeyRecord,
+    now: Millis,
+) -> Result<(), ApiError> {
     let change = Change {
         hash: before.hash,
         kind,
@@ -56,7 +62,10 @@ async fn announce<R, E>(app: App<'_, R, E>, before: &Key, kind: ChangeKind, cap:
         cap,
     };
     app.feed.append(&change, now).await.map(|_| ()).map_err(|e| {
-        crate::log::error("feed-append-failed", &format!("{:?} of {}: {e:?}", kind, &before.hash.to_hex()[..16]));
+        crate::log::error(
+            "feed-append-failed",
+            &format!("{:?} of {}: {e:?}", kind, &before.hash.to_hex()[..16]),
+        );
         unavailable(
             "feed-unavailable",
             "The revocation feed could not be written, so the change was not made and the key still works as \
@@ -97,7 +106,10 @@ async fn put<R, E: Edge>(
 async fn take_off<R, E: Edge>(app: App<'_, R, E>, hash: &KeyHash) {
     evict(app, hash);
     if let Err(e) = app.edge.delete(hash).await {
-        crate::log::error("edge-delete-failed", &format!("edge delete of {}: {e:?}", &hash.to_hex()[..16]));
+        crate::log::error(
+            "edge-delete-failed",
+            &format!("edge delete of {}: {e:?}", &hash.to_hex()[..16]),
+        );
     }
     evict(app, hash);
 }

@@ -173,7 +173,10 @@ impl KeyCache {
 
     /// Call before reading KV for a key; pass the ticket to `insert` with the answer.
     pub fn ticket(&self, now: Millis) -> Ticket {
-        Ticket { at: now, epoch: self.epoch }
+        Ticket {
+            at: now,
+            epoch: self.epoch,
+        }
     }
 
     /// True once per cached entry, for the first caller that finds it fresh but inside its
@@ -328,7 +331,10 @@ mod tests {
         // The refresh does not prolong trust: without a new answer the entry still ends at ttl.
         assert!(is_hit(c.get(&h(1), 29_999)));
         assert!(matches!(c.get(&h(1), 30_000), Lookup::Miss));
-        assert!(!c.claim_refresh(&h(1), 30_000), "expired entries are read, not refreshed");
+        assert!(
+            !c.claim_refresh(&h(1), 30_000),
+            "expired entries are read, not refreshed"
+        );
         // The refreshed answer is aged from when its read started, and can be refreshed again.
         let t = c.ticket(20_000);
         c.insert(h(1), entry(), t);
@@ -342,7 +348,10 @@ mod tests {
         let mut c = refreshing(30_000, 5_000, 10, 10_000);
         c.insert_at(h(2), None, 0);
         assert!(!c.claim_refresh(&h(2), 2_499));
-        assert!(c.claim_refresh(&h(2), 2_500), "negative ttl 5 s: window capped at 2.5 s");
+        assert!(
+            c.claim_refresh(&h(2), 2_500),
+            "negative ttl 5 s: window capped at 2.5 s"
+        );
         let mut off = refreshing(30_000, 5_000, 10, 0);
         off.insert_at(h(1), entry(), 0);
         assert!(!off.claim_refresh(&h(1), 29_000), "refresh 0 turns refresh-ahead off");
@@ -358,7 +367,10 @@ mod tests {
         let before = c.ticket(20_000);
         c.evict(&h(1));
         c.insert(h(1), entry(), before);
-        assert!(matches!(c.get(&h(1), 20_001), Lookup::Miss), "stale read must not resurrect it");
+        assert!(
+            matches!(c.get(&h(1), 20_001), Lookup::Miss),
+            "stale read must not resurrect it"
+        );
         // Also when the key was not cached at all when evicted (a first read in flight).
         let before = c.ticket(20_002);
         c.evict(&h(3));
@@ -561,7 +573,11 @@ pub(crate) mod memory {
             for h in hashes.iter().take(1000) {
                 let mut b = *h.bytes();
                 b[31] ^= 0xff;
-                c.insert_at(KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &b)), None, 1);
+                c.insert_at(
+                    KeyHash::of(&ApiKey::generate(&Default::default(), Default::default(), &b)),
+                    None,
+                    1,
+                );
             }
             assert_eq!(c.len(), N);
             best = best.min(LIVE.load(Ordering::SeqCst) - before);

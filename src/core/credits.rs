@@ -175,7 +175,10 @@ pub struct CapView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "r", rename_all = "snake_case")]
 pub enum Reply {
-    Granted { balance: i64, cap: Option<i64> },
+    Granted {
+        balance: i64,
+        cap: Option<i64>,
+    },
     Refused(Exhausted),
     /// After a top-up, a cap change or a read. `applied`: false for a top-up id seen before, or a
     /// cap change older than the one that set the cap.
@@ -185,7 +188,9 @@ pub enum Reply {
         applied: bool,
     },
     /// The op was out of bounds; nothing changed.
-    Invalid { reason: String },
+    Invalid {
+        reason: String,
+    },
 }
 
 /// What `apply` changed, so the owner of the storage writes only that.
@@ -249,7 +254,8 @@ impl Ledger {
                     self.state(std::slice::from_ref(cap), false)
                 }
                 Ok(()) => {
-                    self.caps.insert(cap.clone(), Cap::new(*remaining, *refill, *stamp, now));
+                    self.caps
+                        .insert(cap.clone(), Cap::new(*remaining, *refill, *stamp, now));
                     ch.caps.push(cap.clone());
                     self.state(std::slice::from_ref(cap), true)
                 }
@@ -383,14 +389,15 @@ pub fn amount(v: &Value, min: i64) -> Result<i64, String> {
 
 /// A key's cap as given on create or PATCH: `{remaining, refill: {amount, interval} | null}`.
 pub fn parse_cap(v: &Value) -> Result<(i64, Option<Refill>), String> {
-    let obj = v
-        .as_object()
-        .ok_or("must be an object {remaining, refill} or null")?;
+    let obj = v.as_object().ok_or("must be an object {remaining, refill} or null")?;
     if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "remaining" | "refill")) {
-        return Err(format!("unknown field `{}` (expected remaining, refill)", super::scope::printable(k)));
+        return Err(format!(
+            "unknown field `{}` (expected remaining, refill)",
+            super::scope::printable(k)
+        ));
     }
-    let remaining = amount(obj.get("remaining").ok_or("remaining is required")?, 0)
-        .map_err(|e| format!("remaining {e}"))?;
+    let remaining =
+        amount(obj.get("remaining").ok_or("remaining is required")?, 0).map_err(|e| format!("remaining {e}"))?;
     let refill = match obj.get("refill") {
         None | Some(Value::Null) => None,
         Some(Value::Object(r)) => {
@@ -422,76 +429,199 @@ mod tests {
     use serde_json::json;
 
     const T0: Millis = 1_700_000_000_000;
-    const ST: Stamp = Stamp { created_at: T0, version: 1 };
+    const ST: Stamp = Stamp {
+        created_at: T0,
+        version: 1,
+    };
 
     fn topped(n: i64) -> Ledger {
         let mut l = Ledger::default();
-        l.apply(&Op::TopUp { amount: n, id: "t0".into() }, T0);
+        l.apply(
+            &Op::TopUp {
+                amount: n,
+                id: "t0".into(),
+            },
+            T0,
+        );
         l
     }
 
     fn spend(l: &mut Ledger, cost: i64, cap: Option<&str>, now: Millis) -> Reply {
-        l.apply(&Op::Spend { cost, cap: cap.map(str::to_owned) }, now).0
+        l.apply(
+            &Op::Spend {
+                cost,
+                cap: cap.map(str::to_owned),
+            },
+            now,
+        )
+        .0
     }
 
     #[test]
     fn a_balance_of_n_grants_exactly_n_over_cost() {
         let mut l = topped(10);
-        let granted = (0..25).filter(|_| matches!(spend(&mut l, 3, None, T0), Reply::Granted { .. })).count();
+        let granted = (0..25)
+            .filter(|_| matches!(spend(&mut l, 3, None, T0), Reply::Granted { .. }))
+            .count();
         assert_eq!(granted, 3);
-        assert_eq!(l.ws, Balance { balance: 1, spent: 9, refused: 22, topped_up: 10 });
+        assert_eq!(
+            l.ws,
+            Balance {
+                balance: 1,
+                spent: 9,
+                refused: 22,
+                topped_up: 10
+            }
+        );
         assert_eq!(
             spend(&mut l, 3, None, T0),
-            Reply::Refused(Exhausted { limit: Limit::Workspace, remaining: 1, cost: 3, refill_at: None })
+            Reply::Refused(Exhausted {
+                limit: Limit::Workspace,
+                remaining: 1,
+                cost: 3,
+                refill_at: None
+            })
         );
-        assert!(matches!(spend(&mut l, 1, None, T0), Reply::Granted { balance: 0, cap: None }));
+        assert!(matches!(
+            spend(&mut l, 1, None, T0),
+            Reply::Granted { balance: 0, cap: None }
+        ));
     }
 
     #[test]
     fn an_empty_workspace_refuses() {
         let mut l = Ledger::default();
-        assert!(matches!(spend(&mut l, 1, None, T0), Reply::Refused(Exhausted { limit: Limit::Workspace, remaining: 0, .. })));
+        assert!(matches!(
+            spend(&mut l, 1, None, T0),
+            Reply::Refused(Exhausted {
+                limit: Limit::Workspace,
+                remaining: 0,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn a_cap_and_the_balance_are_spent_together_or_not_at_all() {
         let mut l = topped(100);
-        l.apply(&Op::SetCap { cap: "k1".into(), remaining: 2, refill: None, stamp: ST }, T0);
-        assert_eq!(spend(&mut l, 1, Some("k1"), T0), Reply::Granted { balance: 99, cap: Some(1) });
-        assert_eq!(spend(&mut l, 1, Some("k1"), T0), Reply::Granted { balance: 98, cap: Some(0) });
+        l.apply(
+            &Op::SetCap {
+                cap: "k1".into(),
+                remaining: 2,
+                refill: None,
+                stamp: ST,
+            },
+            T0,
+        );
         assert_eq!(
             spend(&mut l, 1, Some("k1"), T0),
-            Reply::Refused(Exhausted { limit: Limit::Key, remaining: 0, cost: 1, refill_at: None })
+            Reply::Granted {
+                balance: 99,
+                cap: Some(1)
+            }
+        );
+        assert_eq!(
+            spend(&mut l, 1, Some("k1"), T0),
+            Reply::Granted {
+                balance: 98,
+                cap: Some(0)
+            }
+        );
+        assert_eq!(
+            spend(&mut l, 1, Some("k1"), T0),
+            Reply::Refused(Exhausted {
+                limit: Limit::Key,
+                remaining: 0,
+                cost: 1,
+                refill_at: None
+            })
         );
         assert_eq!(l.ws.balance, 98, "a refused request spends nothing");
         // Other keys of the workspace still spend the balance.
         assert!(matches!(spend(&mut l, 1, None, T0), Reply::Granted { balance: 97, .. }));
         // A cap the counter does not know fails closed.
-        assert!(matches!(spend(&mut l, 1, Some("nope"), T0), Reply::Refused(Exhausted { limit: Limit::Key, remaining: 0, .. })));
+        assert!(matches!(
+            spend(&mut l, 1, Some("nope"), T0),
+            Reply::Refused(Exhausted {
+                limit: Limit::Key,
+                remaining: 0,
+                ..
+            })
+        ));
         // The workspace is reported first when both are short.
         let mut l = topped(1);
-        l.apply(&Op::SetCap { cap: "k".into(), remaining: 0, refill: None, stamp: ST }, T0);
-        assert!(matches!(spend(&mut l, 2, Some("k"), T0), Reply::Refused(Exhausted { limit: Limit::Workspace, .. })));
+        l.apply(
+            &Op::SetCap {
+                cap: "k".into(),
+                remaining: 0,
+                refill: None,
+                stamp: ST,
+            },
+            T0,
+        );
+        assert!(matches!(
+            spend(&mut l, 2, Some("k"), T0),
+            Reply::Refused(Exhausted {
+                limit: Limit::Workspace,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn refill_sets_remaining_at_each_interval_from_when_the_cap_was_set() {
         let mut l = topped(1_000);
-        let refill = Some(Refill { amount: 3, interval: 60 });
-        l.apply(&Op::SetCap { cap: "k".into(), remaining: 1, refill, stamp: ST }, T0);
-        assert!(matches!(spend(&mut l, 1, Some("k"), T0), Reply::Granted { cap: Some(0), .. }));
+        let refill = Some(Refill {
+            amount: 3,
+            interval: 60,
+        });
+        l.apply(
+            &Op::SetCap {
+                cap: "k".into(),
+                remaining: 1,
+                refill,
+                stamp: ST,
+            },
+            T0,
+        );
+        assert!(matches!(
+            spend(&mut l, 1, Some("k"), T0),
+            Reply::Granted { cap: Some(0), .. }
+        ));
         assert_eq!(
             spend(&mut l, 1, Some("k"), T0 + 59_999),
-            Reply::Refused(Exhausted { limit: Limit::Key, remaining: 0, cost: 1, refill_at: Some(T0 + 60_000) })
+            Reply::Refused(Exhausted {
+                limit: Limit::Key,
+                remaining: 0,
+                cost: 1,
+                refill_at: Some(T0 + 60_000)
+            })
         );
         // At the instant: refilled to 3 (set, not added), next refill one interval later.
-        assert_eq!(spend(&mut l, 1, Some("k"), T0 + 60_000), Reply::Granted { balance: 998, cap: Some(2) });
+        assert_eq!(
+            spend(&mut l, 1, Some("k"), T0 + 60_000),
+            Reply::Granted {
+                balance: 998,
+                cap: Some(2)
+            }
+        );
         assert_eq!(l.caps["k"].next_refill, Some(T0 + 120_000));
         // Many missed periods: one refill, next aligned to the schedule.
-        assert_eq!(spend(&mut l, 1, Some("k"), T0 + 10 * 60_000 + 5), Reply::Granted { balance: 997, cap: Some(2) });
+        assert_eq!(
+            spend(&mut l, 1, Some("k"), T0 + 10 * 60_000 + 5),
+            Reply::Granted {
+                balance: 997,
+                cap: Some(2)
+            }
+        );
         assert_eq!(l.caps["k"].next_refill, Some(T0 + 11 * 60_000));
         // A read refills too (and reports the change for storage).
-        let (r, ch) = l.apply(&Op::Read { caps: Some(vec!["k".into()]) }, T0 + 11 * 60_000);
+        let (r, ch) = l.apply(
+            &Op::Read {
+                caps: Some(vec!["k".into()]),
+            },
+            T0 + 11 * 60_000,
+        );
         assert_eq!(ch.caps, ["k"]);
         let Reply::State { caps, .. } = r else { panic!("{r:?}") };
         assert_eq!(caps[0].remaining, 3);
@@ -500,20 +630,48 @@ mod tests {
     #[test]
     fn top_ups_are_bounded_and_applied_once_per_id() {
         let mut l = Ledger::default();
-        let (r, ch) = l.apply(&Op::TopUp { amount: 5, id: "a".into() }, T0);
+        let (r, ch) = l.apply(
+            &Op::TopUp {
+                amount: 5,
+                id: "a".into(),
+            },
+            T0,
+        );
         assert!(matches!(r, Reply::State { applied: true, .. }));
         assert_eq!(ch.topup.as_deref(), Some("a"));
-        let (r, ch) = l.apply(&Op::TopUp { amount: 5, id: "a".into() }, T0);
+        let (r, ch) = l.apply(
+            &Op::TopUp {
+                amount: 5,
+                id: "a".into(),
+            },
+            T0,
+        );
         assert!(matches!(r, Reply::State { applied: false, .. }));
         assert_eq!(ch, Changes::default());
         assert_eq!(l.ws.balance, 5);
         for bad in [0, -1, MAX_AMOUNT + 1] {
-            let (r, ch) = l.apply(&Op::TopUp { amount: bad, id: format!("b{bad}") }, T0);
+            let (r, ch) = l.apply(
+                &Op::TopUp {
+                    amount: bad,
+                    id: format!("b{bad}"),
+                },
+                T0,
+            );
             assert!(matches!(r, Reply::Invalid { .. }), "{bad}");
             assert_eq!(ch, Changes::default());
         }
         l.ws.balance = MAX_BALANCE - 1;
-        assert!(matches!(l.apply(&Op::TopUp { amount: 2, id: "c".into() }, T0).0, Reply::Invalid { .. }));
+        assert!(matches!(
+            l.apply(
+                &Op::TopUp {
+                    amount: 2,
+                    id: "c".into()
+                },
+                T0
+            )
+            .0,
+            Reply::Invalid { .. }
+        ));
     }
 
     #[test]
@@ -522,10 +680,31 @@ mod tests {
         let before = l.clone();
         for op in [
             Op::Spend { cost: 0, cap: None },
-            Op::Spend { cost: MAX_COST + 1, cap: None },
-            Op::SetCap { cap: "k".into(), remaining: -1, refill: None, stamp: ST },
-            Op::SetCap { cap: "k".into(), remaining: 1, refill: Some(Refill { amount: 0, interval: 60 }), stamp: ST },
-            Op::SetCap { cap: "k".into(), remaining: 1, refill: Some(Refill { amount: 1, interval: 0 }), stamp: ST },
+            Op::Spend {
+                cost: MAX_COST + 1,
+                cap: None,
+            },
+            Op::SetCap {
+                cap: "k".into(),
+                remaining: -1,
+                refill: None,
+                stamp: ST,
+            },
+            Op::SetCap {
+                cap: "k".into(),
+                remaining: 1,
+                refill: Some(Refill {
+                    amount: 0,
+                    interval: 60,
+                }),
+                stamp: ST,
+            },
+            Op::SetCap {
+                cap: "k".into(),
+                remaining: 1,
+                refill: Some(Refill { amount: 1, interval: 0 }),
+                stamp: ST,
+            },
         ] {
             assert!(matches!(l.apply(&op, T0).0, Reply::Invalid { .. }), "{op:?}");
         }
@@ -535,9 +714,23 @@ mod tests {
     #[test]
     fn ops_and_replies_survive_the_wire() {
         let ops = [
-            Op::Spend { cost: 2, cap: Some("key_1".into()) },
-            Op::TopUp { amount: 5, id: "x".into() },
-            Op::SetCap { cap: "k".into(), remaining: 3, refill: Some(Refill { amount: 3, interval: 60 }), stamp: ST },
+            Op::Spend {
+                cost: 2,
+                cap: Some("key_1".into()),
+            },
+            Op::TopUp {
+                amount: 5,
+                id: "x".into(),
+            },
+            Op::SetCap {
+                cap: "k".into(),
+                remaining: 3,
+                refill: Some(Refill {
+                    amount: 3,
+                    interval: 60,
+                }),
+                stamp: ST,
+            },
             Op::Read { caps: None },
         ];
         for op in ops {
@@ -546,7 +739,10 @@ mod tests {
         }
         let mut l = topped(3);
         let r = spend(&mut l, 5, None, T0);
-        assert_eq!(serde_json::from_str::<Reply>(&serde_json::to_string(&r).unwrap()).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<Reply>(&serde_json::to_string(&r).unwrap()).unwrap(),
+            r
+        );
     }
 
     #[test]
@@ -554,7 +750,13 @@ mod tests {
         assert_eq!(parse_cap(&json!({"remaining": 5})), Ok((5, None)));
         assert_eq!(
             parse_cap(&json!({"remaining": 0, "refill": {"amount": 10, "interval": 3600}})),
-            Ok((0, Some(Refill { amount: 10, interval: 3600 })))
+            Ok((
+                0,
+                Some(Refill {
+                    amount: 10,
+                    interval: 3600
+                })
+            ))
         );
         for bad in [
             json!(5),
@@ -583,7 +785,15 @@ mod tests {
         let mut l = topped(100);
         let set = |l: &mut Ledger, remaining: i64, created_at: Millis, version: u64| {
             let stamp = Stamp { created_at, version };
-            l.apply(&Op::SetCap { cap: "k".into(), remaining, refill: None, stamp }, T0)
+            l.apply(
+                &Op::SetCap {
+                    cap: "k".into(),
+                    remaining,
+                    refill: None,
+                    stamp,
+                },
+                T0,
+            )
         };
         assert!(matches!(set(&mut l, 5, T0, 3).0, Reply::State { applied: true, .. }));
         // Version 2 of the same key arrives late: ignored, and nothing to store.
@@ -596,9 +806,18 @@ mod tests {
         assert!(matches!(set(&mut l, 5, T0, 3).0, Reply::State { applied: false, .. }));
         assert_eq!(l.caps["k"].remaining, 4);
         // A successor (created later) outranks its predecessor at any version, not the reverse.
-        assert!(matches!(set(&mut l, 7, T0 + 1, 1).0, Reply::State { applied: true, .. }));
+        assert!(matches!(
+            set(&mut l, 7, T0 + 1, 1).0,
+            Reply::State { applied: true, .. }
+        ));
         assert!(matches!(set(&mut l, 8, T0, 9).0, Reply::State { applied: false, .. }));
         assert_eq!(l.caps["k"].remaining, 7);
-        assert_eq!(l.caps["k"].stamp, Stamp { created_at: T0 + 1, version: 1 });
+        assert_eq!(
+            l.caps["k"].stamp,
+            Stamp {
+                created_at: T0 + 1,
+                version: 1
+            }
+        );
     }
 }

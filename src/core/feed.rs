@@ -339,7 +339,11 @@ fn meet(a: &KeyRecord, b: &KeyRecord) -> KeyRecord {
         Status::Deleted => 3,
     };
     let mut m = a.clone();
-    m.status = if rank(b.status) > rank(a.status) { b.status } else { a.status };
+    m.status = if rank(b.status) > rank(a.status) {
+        b.status
+    } else {
+        a.status
+    };
     m.expires_at = match (a.expires_at, b.expires_at) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
@@ -424,7 +428,10 @@ pub(crate) mod tests {
         assert!(f.trusts_cache(2_999));
         assert!(!f.trusts_cache(3_000));
         assert!(f.must_pull_first(3_000));
-        assert!(f.trusts_cache(500), "a clock that went back: the pull started after now");
+        assert!(
+            f.trusts_cache(500),
+            "a clock that went back: the pull started after now"
+        );
         // A failed wait degrades: no more waiting, no more trusting.
         f.give_up();
         assert!(!f.must_pull_first(3_000));
@@ -454,7 +461,9 @@ pub(crate) mod tests {
         let mut f = Follower::new(Some(CFG));
         pull(&mut f, 0, page(vec![], 3, 3));
         assert_eq!(f.cursor(), Some(2));
-        let es: Vec<Entry> = (3..6).map(|s| entry(s, 10, h(s as u8), ChangeKind::Narrow, 2, rec(&[], 1))).collect();
+        let es: Vec<Entry> = (3..6)
+            .map(|s| entry(s, 10, h(s as u8), ChangeKind::Narrow, 2, rec(&[], 1)))
+            .collect();
         let mut t = f.begin(100);
         assert_eq!(t.after, 2);
         let a = f.apply(&mut t, &page(es[..2].to_vec(), 6, 1));
@@ -475,7 +484,11 @@ pub(crate) mod tests {
         let mut f = Follower::new(Some(CFG));
         pull(&mut f, 0, page(vec![], 5, 5));
         // Entries 5 and 6 were trimmed before this isolate saw them.
-        let a = pull(&mut f, 1, page(vec![entry(7, 1, h(7), ChangeKind::Revoke, 1, tomb(1))], 8, 7));
+        let a = pull(
+            &mut f,
+            1,
+            page(vec![entry(7, 1, h(7), ChangeKind::Revoke, 1, tomb(1))], 8, 7),
+        );
         assert!(a.flush);
         assert_eq!(f.cursor(), Some(7));
         // The feed lost its log (a new object): flush, and read it again from its start.
@@ -483,7 +496,10 @@ pub(crate) mod tests {
         let a = f.apply(&mut t, &page(vec![], 3, 3));
         assert!(a.flush && a.more);
         assert_eq!(t.after, 0);
-        let a = f.apply(&mut t, &page(vec![entry(1, 2, h(1), ChangeKind::Delete, 1, tomb(1))], 3, 1));
+        let a = f.apply(
+            &mut t,
+            &page(vec![entry(1, 2, h(1), ChangeKind::Delete, 1, tomb(1))], 3, 1),
+        );
         assert_eq!(a.evict, [h(1)]);
         assert!(a.more, "seq 2 still to come");
         f.failed(t);
@@ -506,7 +522,11 @@ pub(crate) mod tests {
             ),
         );
         let old = rec(&["projects:editor"], 3);
-        assert_eq!(f.screen(&h(1), Some(old.clone()), 10), Some(narrowed.clone()), "stale KV");
+        assert_eq!(
+            f.screen(&h(1), Some(old.clone()), 10),
+            Some(narrowed.clone()),
+            "stale KV"
+        );
         let newer = rec(&["projects:owner"], 4);
         assert_eq!(f.screen(&h(1), Some(newer.clone()), 10), Some(newer), "KV caught up");
         assert_eq!(f.screen(&h(1), None, 10), None, "absent stays absent");
@@ -541,22 +561,46 @@ pub(crate) mod tests {
             ["projects:viewer"],
             "two announcements of one version: what both allow"
         );
-        pull(&mut f, 1, page(vec![e(3, ChangeKind::Narrow, 4, rec(&["events:write"], 3))], 4, 1));
-        assert_eq!(f.screen(&h(1), Some(stale.clone()), 1).unwrap().scopes, ["events:write"]);
-        pull(&mut f, 2, page(vec![e(4, ChangeKind::Narrow, 3, rec(&["projects:owner"], 2))], 5, 1));
+        pull(
+            &mut f,
+            1,
+            page(vec![e(3, ChangeKind::Narrow, 4, rec(&["events:write"], 3))], 4, 1),
+        );
+        assert_eq!(
+            f.screen(&h(1), Some(stale.clone()), 1).unwrap().scopes,
+            ["events:write"]
+        );
+        pull(
+            &mut f,
+            2,
+            page(vec![e(4, ChangeKind::Narrow, 3, rec(&["projects:owner"], 2))], 5, 1),
+        );
         assert_eq!(
             f.screen(&h(1), Some(stale.clone()), 2).unwrap().scopes,
             ["events:write"],
             "an older version announced late lost its race"
         );
         pull(&mut f, 3, page(vec![e(5, ChangeKind::Revoke, 5, tomb(4))], 6, 1));
-        pull(&mut f, 4, page(vec![e(6, ChangeKind::Narrow, 9, rec(&["events:write"], 8))], 7, 1));
-        assert!(f.screen(&h(1), Some(rec(&["events:write"], 9)), 4).unwrap().is_tombstone(), "final stays final");
+        pull(
+            &mut f,
+            4,
+            page(vec![e(6, ChangeKind::Narrow, 9, rec(&["events:write"], 8))], 7, 1),
+        );
+        assert!(
+            f.screen(&h(1), Some(rec(&["events:write"], 9)), 4)
+                .unwrap()
+                .is_tombstone(),
+            "final stays final"
+        );
     }
 
     #[test]
     fn wire_format_round_trips_and_carries_no_secret() {
-        let p = page(vec![entry(1, 5, h(9), ChangeKind::Deactivate, 2, rec(&["a:b"], 1))], 2, 1);
+        let p = page(
+            vec![entry(1, 5, h(9), ChangeKind::Deactivate, 2, rec(&["a:b"], 1))],
+            2,
+            1,
+        );
         let json = serde_json::to_string(&p).unwrap();
         assert!(json.contains(&"09".repeat(32)));
         assert!(json.contains("\"kind\":\"deactivate\""));

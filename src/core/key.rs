@@ -410,7 +410,10 @@ mod tests {
         // The checksum covers prefix and environment: a live key turned into a test key (or
         // given another deployment's prefix of the same length) is refused before any lookup.
         let good = kw(LIVE, &[42; 32]).expose_secret().to_owned();
-        for relabelled in [good.replacen("kw_live_", "kw_test_", 1), good.replacen("kw_live_", "ab_live_", 1)] {
+        for relabelled in [
+            good.replacen("kw_live_", "kw_test_", 1),
+            good.replacen("kw_live_", "ab_live_", 1),
+        ] {
             assert_eq!(ApiKey::parse(&relabelled).err(), Some(KeyFormatError::Checksum));
         }
     }
@@ -445,7 +448,10 @@ mod tests {
             let secret = key.expose_secret();
             let dbg = format!("{key:?}");
             assert!(!dbg.contains(&secret[8..KEY_LEN - 4]));
-            assert_eq!(key.preview(), format!("kw_{}_...{}", env.as_str(), &secret[KEY_LEN - 4..]));
+            assert_eq!(
+                key.preview(),
+                format!("kw_{}_...{}", env.as_str(), &secret[KEY_LEN - 4..])
+            );
             assert!(dbg.contains(&key.preview()));
         }
     }
@@ -457,13 +463,25 @@ mod tests {
         let other = ApiKey::generate(&KeyPrefix::new("zeta").unwrap(), LIVE, &[1; 32]);
         let old_key = ApiKey::generate(&old, LIVE, &[1; 32]);
         let new_key = ApiKey::generate(&acme, Environment::Test, &[1; 32]);
-        let strict = KeyFormat { mint: acme.clone(), also_accepted: vec![] };
-        let renamed = KeyFormat { mint: acme, also_accepted: vec![old] };
+        let strict = KeyFormat {
+            mint: acme.clone(),
+            also_accepted: vec![],
+        };
+        let renamed = KeyFormat {
+            mint: acme,
+            also_accepted: vec![old],
+        };
         assert!(strict.parse(new_key.expose_secret()).is_ok());
-        assert_eq!(strict.parse(old_key.expose_secret()).err(), Some(KeyFormatError::Prefix));
+        assert_eq!(
+            strict.parse(old_key.expose_secret()).err(),
+            Some(KeyFormatError::Prefix)
+        );
         assert!(renamed.parse(old_key.expose_secret()).is_ok());
         assert_eq!(renamed.parse(other.expose_secret()).err(), Some(KeyFormatError::Prefix));
-        assert!(renamed.generate(Environment::Test, &[1; 32]).expose_secret().starts_with("acme_test_"));
+        assert!(renamed
+            .generate(Environment::Test, &[1; 32])
+            .expose_secret()
+            .starts_with("acme_test_"));
     }
 
     #[test]

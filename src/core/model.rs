@@ -5,8 +5,8 @@
 use serde_json::{Map, Value};
 
 use super::credits::KeyCredits;
-use super::key::Environment;
 use super::hash::KeyHash;
+use super::key::Environment;
 use super::ratelimit::RateLimit;
 use super::record::{KeyRecord, RECORD_VERSION};
 use super::scope::ScopeSet;
@@ -158,7 +158,11 @@ impl Key {
             groups: if tomb { Vec::new() } else { self.groups.clone() },
             meta: if tomb { Map::new() } else { self.metadata.clone() },
             rl: if tomb { None } else { self.ratelimit },
-            cr: if tomb { None } else { self.credits.as_ref().map(|c| c.counter.clone()) },
+            cr: if tomb {
+                None
+            } else {
+                self.credits.as_ref().map(|c| c.counter.clone())
+            },
             ver: self.version,
         }
     }
@@ -197,7 +201,12 @@ impl Key {
     pub fn meet(&self, after: &Key) -> Key {
         let mut m = after.clone();
         m.scopes = self.scopes.meet(&after.scopes);
-        m.groups = self.groups.iter().filter(|g| after.groups.contains(g)).cloned().collect();
+        m.groups = self
+            .groups
+            .iter()
+            .filter(|g| after.groups.contains(g))
+            .cloned()
+            .collect();
         m.expires_at = min_expiry(self.effective_expiry(), after.effective_expiry());
         m.grace_until = None;
         m.credits = after.credits.clone().or_else(|| self.credits.clone());

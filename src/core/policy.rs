@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::ratelimit::{Tier, Tiers};
 use super::key::Environment;
+use super::ratelimit::{Tier, Tiers};
 use super::scope::{Catalog, ResourceDecl, ScopeSet};
 use super::validate::is_invisible;
 
@@ -114,8 +114,7 @@ impl Policy {
         {
             return Err("policy: realm must be printable ASCII without quotes or backslashes".into());
         }
-        let catalog =
-            Catalog::new(file.scope_format.as_deref(), file.resources).map_err(|e| format!("policy: {e}"))?;
+        let catalog = Catalog::new(file.scope_format.as_deref(), file.resources).map_err(|e| format!("policy: {e}"))?;
         let mut presets = Vec::new();
         for (name, def) in file.presets {
             let scopes = catalog
@@ -145,7 +144,10 @@ impl Policy {
                 return Err(ctx("a public route cannot have a cost".into()));
             }
             if !(0..=super::credits::MAX_COST).contains(&def.cost) {
-                return Err(ctx(format!("cost must be an integer from 0 to {}", super::credits::MAX_COST)));
+                return Err(ctx(format!(
+                    "cost must be an integer from 0 to {}",
+                    super::credits::MAX_COST
+                )));
             }
             let scopes = catalog.parse_required(&def.scopes).map_err(|e| ctx(e.0))?;
             catalog.check_all(&scopes).map_err(|e| ctx(e.0))?;

@@ -205,7 +205,9 @@ mod tests {
 
     #[test]
     fn an_entry_reads_its_groups_and_cap_from_the_record() {
-        let cat = crate::core::policy::Policy::from_json(include_str!("../../config/policy.json")).unwrap().catalog;
+        let cat = crate::core::policy::Policy::from_json(include_str!("../../config/policy.json"))
+            .unwrap()
+            .catalog;
         let mut rec = sample_record(&["projects:viewer"], None);
         let e = KeyEntry::new(rec.clone(), &cat).unwrap();
         assert_eq!(e.group_names().count(), 0);

@@ -275,7 +275,9 @@ impl Resource {
     /// the edge, in narrowing checks, in grants) stays a plain set comparison.
     fn implied_below(&self, name: &str) -> Vec<&str> {
         let Some(roles) = &self.roles else { return Vec::new() };
-        let Some(at) = roles.iter().position(|r| r == name) else { return Vec::new() };
+        let Some(at) = roles.iter().position(|r| r == name) else {
+            return Vec::new();
+        };
         let held_builtin = Role::from_name(name);
         roles[..at]
             .iter()
@@ -309,7 +311,11 @@ impl Default for Catalog {
 }
 
 fn declared_error(res: &str, what: &str, name: &str) -> ScopeError {
-    ScopeError(format!("catalogue resource '{}': {what} '{}' is invalid", printable(res), printable(name)))
+    ScopeError(format!(
+        "catalogue resource '{}': {what} '{}' is invalid",
+        printable(res),
+        printable(name)
+    ))
 }
 
 impl Catalog {
@@ -343,7 +349,9 @@ impl Catalog {
             };
             if let Some(roles) = &detail.roles {
                 if roles.is_empty() {
-                    return Err(ScopeError(format!("catalogue resource '{res}': roles must not be empty")));
+                    return Err(ScopeError(format!(
+                        "catalogue resource '{res}': roles must not be empty"
+                    )));
                 }
                 let mut last_builtin: Option<Role> = None;
                 for (i, r) in roles.iter().enumerate() {
@@ -374,7 +382,11 @@ impl Catalog {
             }
             resource.permissions = detail.permissions;
             for (alias, grants) in detail.aliases {
-                if !ident(&alias) || resource.has_role(&alias) || resource.permissions.contains(&alias) || grants.is_empty() {
+                if !ident(&alias)
+                    || resource.has_role(&alias)
+                    || resource.permissions.contains(&alias)
+                    || grants.is_empty()
+                {
                     return Err(declared_error(&res, "alias", &alias));
                 }
                 let mut scopes = Vec::new();
@@ -404,7 +416,10 @@ impl Catalog {
         match s.split_once(self.sep) {
             Some((res, perm)) if !res.contains(':') && !perm.contains(':') && !perm.contains(self.sep) => {
                 Scope::parse(&format!("{res}:{perm}")).map_err(|_| {
-                    ScopeError(format!("scope '{}' is not of the form resource.permission", printable(s)))
+                    ScopeError(format!(
+                        "scope '{}' is not of the form resource.permission",
+                        printable(s)
+                    ))
                 })
             }
             _ => Err(ScopeError(format!(
@@ -645,7 +660,11 @@ mod tests {
             catalog(None, r#"{"x": ["viewer"]}"#).is_err(),
             "a role cannot be redeclared as an extra permission"
         );
-        assert_eq!(granted(&cat, &["projects:executor"]).unwrap(), ["projects:viewer"], "global legacy alias");
+        assert_eq!(
+            granted(&cat, &["projects:executor"]).unwrap(),
+            ["projects:viewer"],
+            "global legacy alias"
+        );
     }
 
     /// The catalogue from a product's own docs: `org` admin|member, `namespace` admin, `project`
@@ -663,7 +682,15 @@ mod tests {
     #[test]
     fn per_resource_roles_refuse_roles_their_resource_does_not_have() {
         let cat = catalog(None, PRODUCT).unwrap();
-        for ok in ["org:member", "org:admin", "namespace:admin", "project:owner", "agent:run", "org:*", "*"] {
+        for ok in [
+            "org:member",
+            "org:admin",
+            "namespace:admin",
+            "project:owner",
+            "agent:run",
+            "org:*",
+            "*",
+        ] {
             assert!(cat.parse_grant(&[ok]).is_ok(), "{ok}");
         }
         for (bad, says) in [
@@ -691,7 +718,10 @@ mod tests {
         assert_eq!(granted(&cat, &["org:member"]).unwrap(), ["org:member"]);
         // Built-in names on a custom ladder: the built-in comparison already covers them.
         assert_eq!(granted(&cat, &["project:owner"]).unwrap(), ["project:owner"]);
-        assert_eq!(granted(&cat, &["agent:executor"]).unwrap(), ["agent:run", "agent:viewer"]);
+        assert_eq!(
+            granted(&cat, &["agent:executor"]).unwrap(),
+            ["agent:run", "agent:viewer"]
+        );
         let held = cat.parse_grant(&["agent:executor", "org:admin"]).unwrap();
         let need = |s: &str| cat.parse_required(&[s]).unwrap();
         for (req, want) in [
@@ -729,7 +759,10 @@ mod tests {
             assert!(catalog(None, bad).is_err(), "{bad}");
         }
         assert!(catalog(Some("resource/permission"), "{}").is_err());
-        assert!(catalog(Some("resource.permission"), r#"{"a.b": []}"#).is_err(), "the separator cannot be in a name");
+        assert!(
+            catalog(Some("resource.permission"), r#"{"a.b": []}"#).is_err(),
+            "the separator cannot be in a name"
+        );
         assert!(catalog(Some("resource.permission"), r#"{"ab": ["x.y"]}"#).is_err());
     }
 
@@ -737,10 +770,24 @@ mod tests {
     fn dotted_form_parses_grants_and_renders_with_the_same_rules() {
         let cat = catalog(Some("resource.permission"), PRODUCT).unwrap();
         assert_eq!(cat.separator(), '.');
-        assert_eq!(granted(&cat, &["trace.read", "org.admin"]).unwrap(), ["org.admin", "org.member", "trace.read"]);
-        assert_eq!(granted(&cat, &["agent.executor"]).unwrap(), ["agent.run", "agent.viewer"]);
+        assert_eq!(
+            granted(&cat, &["trace.read", "org.admin"]).unwrap(),
+            ["org.admin", "org.member", "trace.read"]
+        );
+        assert_eq!(
+            granted(&cat, &["agent.executor"]).unwrap(),
+            ["agent.run", "agent.viewer"]
+        );
         assert_eq!(granted(&cat, &["trace.*", "*"]).unwrap(), ["*", "trace.*"]);
-        for bad in ["trace:read", "trace.read.x", "trace", "trace.", ".read", "org.viewer", "tr:ace.read"] {
+        for bad in [
+            "trace:read",
+            "trace.read.x",
+            "trace",
+            "trace.",
+            ".read",
+            "org.viewer",
+            "tr:ace.read",
+        ] {
             assert!(cat.parse_grant(&[bad]).is_err(), "{bad}");
         }
         let held = cat.parse_grant(&["trace.*"]).unwrap();

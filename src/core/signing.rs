@@ -284,7 +284,10 @@ mod tests {
         // sorted, whatever order the record lists them in).
         let mut rec = sample_record(&["projects:viewer", "events:write"], None);
         rec.id = "key_0123456789abcdef01234567".into();
-        assert_eq!(&*KeyEntry::new(rec.clone(), &Default::default()).unwrap().identity, GET_IDENTITY);
+        assert_eq!(
+            &*KeyEntry::new(rec.clone(), &Default::default()).unwrap().identity,
+            GET_IDENTITY
+        );
         rec.scopes = vec![
             "projects:viewer".into(),
             "deployments:editor".into(),

@@ -112,10 +112,20 @@ mod tests {
         let h = Head::with_request_id("8c1f0e2d3a4b5c6d\nGET\nhttps://h/p?x=1\n203.0.113.7\nBearer abc".into());
         assert_eq!(
             (h.request_id(), h.method(), h.url(), h.client(), h.auth(), h.target()),
-            ("8c1f0e2d3a4b5c6d", "GET", "https://h/p?x=1", "203.0.113.7", Some("Bearer abc"), "/p?x=1")
+            (
+                "8c1f0e2d3a4b5c6d",
+                "GET",
+                "https://h/p?x=1",
+                "203.0.113.7",
+                Some("Bearer abc"),
+                "/p?x=1"
+            )
         );
         let h = Head::with_request_id("id\nPOST\nhttps://h/deploy\n".into());
-        assert_eq!((h.request_id(), h.method(), h.client(), h.auth()), ("id", "POST", "", None));
+        assert_eq!(
+            (h.request_id(), h.method(), h.client(), h.auth()),
+            ("id", "POST", "", None)
+        );
         assert_eq!(Head::new("GET\nhttps://h/\n".into()).request_id(), "");
         let h = Head::with_request_id("\nGET\nhttps://h/\n".into());
         assert_eq!((h.request_id(), h.method(), h.url()), ("", "GET", "https://h/"));

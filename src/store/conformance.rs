@@ -6,9 +6,9 @@
 use serde_json::{json, Map};
 
 use super::{AuditEntry, Edge, Group, KeyCursor, ListFilter, Preset, Records, StoreError, Written, LIST_SCAN};
-use crate::core::key::Environment;
 use crate::core::hash::KeyHash;
 use crate::core::key::ApiKey;
+use crate::core::key::Environment;
 use crate::core::model::{Key, Status};
 use crate::core::scope::ScopeSet;
 use crate::core::time::{Millis, DAY};
@@ -131,9 +131,18 @@ async fn groups_and_members<R: Records>(r: &R, f: &mut Fixture) -> Result<(), St
     r.insert_group(&f.ws, &group("design"), &audit).await.map_err(err)?;
     let dup = r.insert_group(&f.ws, &group("ops"), &audit).await;
     check!(dup == Err(StoreError::NameTaken), "a second group named ops: {dup:?}");
-    let names: Vec<String> = r.list_groups(&f.ws).await.map_err(err)?.into_iter().map(|g| g.name).collect();
+    let names: Vec<String> = r
+        .list_groups(&f.ws)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
     check!(names == ["design", "ops"], "list_groups: {names:?}");
-    check!(r.list_groups("conf-elsewhere").await.map_err(err)?.is_empty(), "groups leak across workspaces");
+    check!(
+        r.list_groups("conf-elsewhere").await.map_err(err)?.is_empty(),
+        "groups leak across workspaces"
+    );
 
     let mut a = f.key("in ops");
     a.groups = vec!["design".into(), "ops".into()];
@@ -142,41 +151,113 @@ async fn groups_and_members<R: Records>(r: &R, f: &mut Fixture) -> Result<(), St
     r.insert_key(&b, &f.audit("key.create", Some(&b))).await.map_err(err)?;
     let got = r.get_key(&f.ws, &a.id).await.map_err(err)?;
     check!(got.as_ref() == Some(&a), "groups round trip: {got:?}");
-    let members: Vec<String> = r.group_members(&f.ws, "ops", 10).await.map_err(err)?.into_iter().map(|k| k.id).collect();
+    let members: Vec<String> = r
+        .group_members(&f.ws, "ops", 10)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
     check!(members == [a.id.clone()], "members of ops: {members:?}");
     // Not a prefix or substring match.
     r.insert_group(&f.ws, &group("op"), &audit).await.map_err(err)?;
-    check!(r.group_members(&f.ws, "op", 10).await.map_err(err)?.is_empty(), "'op' matched 'ops'");
+    check!(
+        r.group_members(&f.ws, "op", 10).await.map_err(err)?.is_empty(),
+        "'op' matched 'ops'"
+    );
     // Membership follows every write of the key: an update that joins or leaves, a rotation's
     // successor, a deletion; a stale update changes nothing.
     let ws = f.ws.clone();
     let ids = |v: Vec<Key>| v.into_iter().map(|k| k.id).collect::<Vec<_>>();
     let b2 = b.next(|k| k.groups = vec!["ops".into()]);
-    check!(r.update_key(&b2, 1, &f.audit("key.update", Some(&b))).await.map_err(err)? == Written::Applied, "join ops");
+    check!(
+        r.update_key(&b2, 1, &f.audit("key.update", Some(&b)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "join ops"
+    );
     let stale = b.next(|k| k.groups = vec!["design".into()]);
-    check!(r.update_key(&stale, 1, &f.audit("key.update", Some(&b))).await.map_err(err)? == Written::Stale, "stale join");
-    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [a.id.clone(), b.id.clone()], "after b joined ops");
-    check!(ids(r.group_members(&ws, "design", 10).await.map_err(err)?) == [a.id.clone()], "a stale write joined design");
+    check!(
+        r.update_key(&stale, 1, &f.audit("key.update", Some(&b)))
+            .await
+            .map_err(err)?
+            == Written::Stale,
+        "stale join"
+    );
+    check!(
+        ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [a.id.clone(), b.id.clone()],
+        "after b joined ops"
+    );
+    check!(
+        ids(r.group_members(&ws, "design", 10).await.map_err(err)?) == [a.id.clone()],
+        "a stale write joined design"
+    );
     let a2 = a.next(|k| k.groups = vec!["design".into()]);
-    check!(r.update_key(&a2, 1, &f.audit("key.update", Some(&a))).await.map_err(err)? == Written::Applied, "a leaves ops");
-    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone()], "after a left ops");
+    check!(
+        r.update_key(&a2, 1, &f.audit("key.update", Some(&a)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "a leaves ops"
+    );
+    check!(
+        ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone()],
+        "after a left ops"
+    );
     let mut succ = f.key("in ops, rotated");
     succ.groups = b2.groups.clone();
     succ.rotated_from = Some(b.id.clone());
     let b3 = b2.next(|k| k.superseded_by = Some(succ.id.clone()));
-    check!(r.rotate(&b3, 2, &succ, &f.audit("key.rotate", Some(&b))).await.map_err(err)? == Written::Applied, "rotate b");
-    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone(), succ.id.clone()], "after rotation");
+    check!(
+        r.rotate(&b3, 2, &succ, &f.audit("key.rotate", Some(&b)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "rotate b"
+    );
+    check!(
+        ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone(), succ.id.clone()],
+        "after rotation"
+    );
     let b4 = b3.next(|k| k.status = Status::Revoked);
-    check!(r.update_key(&b4, 3, &f.audit("key.revoke", Some(&b))).await.map_err(err)? == Written::Applied, "revoke b");
-    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone(), succ.id.clone()], "a revoked key is still listed");
+    check!(
+        r.update_key(&b4, 3, &f.audit("key.revoke", Some(&b)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "revoke b"
+    );
+    check!(
+        ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [b.id.clone(), succ.id.clone()],
+        "a revoked key is still listed"
+    );
     let b5 = b4.next(|k| k.status = Status::Deleted);
-    check!(r.update_key(&b5, 4, &f.audit("key.delete", Some(&b))).await.map_err(err)? == Written::Applied, "delete b");
-    check!(ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [succ.id.clone()], "a deleted key is listed");
-    check!(ids(r.group_members(&ws, "ops", 1).await.map_err(err)?).len() == 1, "limit");
+    check!(
+        r.update_key(&b5, 4, &f.audit("key.delete", Some(&b)))
+            .await
+            .map_err(err)?
+            == Written::Applied,
+        "delete b"
+    );
+    check!(
+        ids(r.group_members(&ws, "ops", 10).await.map_err(err)?) == [succ.id.clone()],
+        "a deleted key is listed"
+    );
+    check!(
+        ids(r.group_members(&ws, "ops", 1).await.map_err(err)?).len() == 1,
+        "limit"
+    );
 
-    let gone = r.delete_group(&f.ws, "ops", &f.audit("group.delete", None)).await.map_err(err)?;
+    let gone = r
+        .delete_group(&f.ws, "ops", &f.audit("group.delete", None))
+        .await
+        .map_err(err)?;
     check!(gone == Written::Applied, "delete_group: {gone:?}");
-    let again = r.delete_group(&f.ws, "ops", &f.audit("group.delete", None)).await.map_err(err)?;
+    let again = r
+        .delete_group(&f.ws, "ops", &f.audit("group.delete", None))
+        .await
+        .map_err(err)?;
     check!(again == Written::Stale, "deleting a deleted group: {again:?}");
     let rows = r.list_audit(&f.ws, None, 100).await.map_err(err)?;
     let deletes = rows.iter().filter(|x| x.entry.action == "group.delete").count();
@@ -399,20 +480,33 @@ async fn listing_pages_and_filters<R: Records>(r: &R, f: &mut Fixture) -> Result
         .await
         .map_err(err)?;
     let names = |v: &[Key]| v.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
-    let all = r.list_keys(&ws, ListFilter::All, None, 100, LIST_SCAN, f.now).await.map_err(err)?;
+    let all = r
+        .list_keys(&ws, ListFilter::All, None, 100, LIST_SCAN, f.now)
+        .await
+        .map_err(err)?;
     check!(all.next.is_none(), "a cursor after the last page: {:?}", all.next);
-    let listed: Vec<String> = names(&all.keys).into_iter().filter(|n| n.starts_with("listed")).collect();
+    let listed: Vec<String> = names(&all.keys)
+        .into_iter()
+        .filter(|n| n.starts_with("listed"))
+        .collect();
     check!(
         listed == ["listed 4", "listed 2", "listed 1", "listed 0"],
         "newest first, deleted left out: {listed:?}"
     );
-    let page1 = r.list_keys(&ws, ListFilter::All, None, 2, LIST_SCAN, f.now).await.map_err(err)?;
+    let page1 = r
+        .list_keys(&ws, ListFilter::All, None, 2, LIST_SCAN, f.now)
+        .await
+        .map_err(err)?;
     let last = page1.keys.last().ok_or("empty first page")?;
     let cursor = KeyCursor {
         created_at: last.created_at,
         id: last.id.clone(),
     };
-    check!(page1.next.as_ref() == Some(&cursor), "next of a full page: {:?}", page1.next);
+    check!(
+        page1.next.as_ref() == Some(&cursor),
+        "next of a full page: {:?}",
+        page1.next
+    );
     let page2 = r
         .list_keys(&ws, ListFilter::All, Some(&cursor), 2, LIST_SCAN, f.now)
         .await
@@ -425,8 +519,14 @@ async fn listing_pages_and_filters<R: Records>(r: &R, f: &mut Fixture) -> Result
         (ListFilter::Revoked, "listed 2"),
         (ListFilter::Disabled, "listed 4"),
     ] {
-        let got = r.list_keys(&ws, filter, None, 100, LIST_SCAN, f.now).await.map_err(err)?;
-        let got: Vec<String> = names(&got.keys).into_iter().filter(|n| n.starts_with("listed")).collect();
+        let got = r
+            .list_keys(&ws, filter, None, 100, LIST_SCAN, f.now)
+            .await
+            .map_err(err)?;
+        let got: Vec<String> = names(&got.keys)
+            .into_iter()
+            .filter(|n| n.starts_with("listed"))
+            .collect();
         check!(got == [want], "{filter:?}: {got:?}");
         // The SQL filter and core::model::liveness must agree.
     }
@@ -466,14 +566,23 @@ async fn bounded_lists_resume<R: Records>(r: &R, f: &mut Fixture) -> Result<(), 
         (ListFilter::Expired, vec!["scan 1", "scan 0"]),
         (ListFilter::Active, vec!["scan 6", "scan 4", "scan 3", "scan 2"]),
         (ListFilter::Disabled, vec!["scan 5"]),
-        (ListFilter::All, vec!["scan 6", "scan 5", "scan 4", "scan 3", "scan 2", "scan 1", "scan 0"]),
+        (
+            ListFilter::All,
+            vec!["scan 6", "scan 5", "scan 4", "scan 3", "scan 2", "scan 1", "scan 0"],
+        ),
     ] {
-        let whole = r.list_keys(&ws, filter, None, 100, LIST_SCAN, f.now).await.map_err(err)?;
+        let whole = r
+            .list_keys(&ws, filter, None, 100, LIST_SCAN, f.now)
+            .await
+            .map_err(err)?;
         let whole: Vec<String> = whole.keys.into_iter().map(|k| k.name).collect();
         check!(whole == want, "{filter:?} in one call: {whole:?}");
         let (mut walked, mut pages, mut after) = (Vec::new(), 0, None);
         loop {
-            let page = r.list_keys(&ws, filter, after.as_ref(), 1, 2, f.now).await.map_err(err)?;
+            let page = r
+                .list_keys(&ws, filter, after.as_ref(), 1, 2, f.now)
+                .await
+                .map_err(err)?;
             pages += 1;
             check!(page.keys.len() <= 1, "{filter:?}: a page over its limit");
             walked.extend(page.keys.into_iter().map(|k| k.name));
@@ -487,7 +596,10 @@ async fn bounded_lists_resume<R: Records>(r: &R, f: &mut Fixture) -> Result<(), 
     }
     // Windows of two: the first expired-list call examines the two newest active keys (both live),
     // so its page is empty and still has a cursor.
-    let first = r.list_keys(&ws, ListFilter::Expired, None, 10, 2, f.now).await.map_err(err)?;
+    let first = r
+        .list_keys(&ws, ListFilter::Expired, None, 10, 2, f.now)
+        .await
+        .map_err(err)?;
     check!(
         first.keys.is_empty() && first.next.is_some(),
         "an empty window must still lead on: {first:?}"

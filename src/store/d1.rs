@@ -257,7 +257,9 @@ fn audit_q(a: &AuditEntry, guard: AuditGuard<'_>) -> Q {
         AuditGuard::PreviousChanged => " WHERE changes() = 1",
     };
     q(
-        format!("INSERT INTO audit (at, workspace, actor, action, key_id, detail) SELECT ?1, ?2, ?3, ?4, ?5, ?6{condition}"),
+        format!(
+            "INSERT INTO audit (at, workspace, actor, action, key_id, detail) SELECT ?1, ?2, ?3, ?4, ?5, ?6{condition}"
+        ),
         args,
     )
 }
@@ -364,7 +366,11 @@ fn members_q(id: &str, tok: Option<&str>) -> [Q; 2] {
         ),
         None => ("", vec![s(id)]),
     };
-    let guard_row = if tok.is_some() { " AND keys.write_token = ?2" } else { "" };
+    let guard_row = if tok.is_some() {
+        " AND keys.write_token = ?2"
+    } else {
+        ""
+    };
     [
         q(format!("DELETE FROM key_groups WHERE key_id = ?1{guard}"), args.clone()),
         q(
@@ -388,7 +394,14 @@ fn cursor_args(after: Option<&KeyCursor>) -> (JsValue, JsValue) {
 /// expired lists also depend on the clock: they examine a window of at most `scan` active keys
 /// from the covering index keys_workspace_status, read only the rows that match, and a second
 /// statement finds the window's last key and whether any active key follows it.
-fn list_keys_q(workspace: &str, filter: ListFilter, after: Option<&KeyCursor>, limit: u32, scan: u32, now: Millis) -> Vec<Q> {
+fn list_keys_q(
+    workspace: &str,
+    filter: ListFilter,
+    after: Option<&KeyCursor>,
+    limit: u32,
+    scan: u32,
+    now: Millis,
+) -> Vec<Q> {
     let (c_at, c_id) = cursor_args(after);
     let rows = n(i64::from(limit) + 1);
     let order = "ORDER BY created_at DESC, id DESC";
@@ -540,7 +553,11 @@ fn list_audit_q(workspace: &str, before_id: Option<i64>, limit: u32) -> Q {
 
 /// Every statement the store issues, with sample arguments, for `query_plans`.
 fn every_statement() -> Vec<(&'static str, Q)> {
-    let hash = KeyHash::of(&crate::core::key::ApiKey::generate(&Default::default(), Environment::Live, &[7; 32]));
+    let hash = KeyHash::of(&crate::core::key::ApiKey::generate(
+        &Default::default(),
+        Environment::Live,
+        &[7; 32],
+    ));
     let k = Key {
         id: "key_plan".into(),
         workspace: "plan".into(),
@@ -597,8 +614,20 @@ fn every_statement() -> Vec<(&'static str, Q)> {
         ("update_key: memberships out", members_out),
         ("update_key: memberships in", members_in),
         ("rotate: successor", insert_successor_q(&k, "key_old", "tok")),
-        ("audit insert after a key write", audit_q(&audit, AuditGuard::KeyWrite { id: "key_plan", token: "tok" })),
-        ("audit insert after a change", audit_q(&audit, AuditGuard::PreviousChanged)),
+        (
+            "audit insert after a key write",
+            audit_q(
+                &audit,
+                AuditGuard::KeyWrite {
+                    id: "key_plan",
+                    token: "tok",
+                },
+            ),
+        ),
+        (
+            "audit insert after a change",
+            audit_q(&audit, AuditGuard::PreviousChanged),
+        ),
     ];
     for (name, filter) in [
         ("list_keys", ListFilter::All),
@@ -607,7 +636,10 @@ fn every_statement() -> Vec<(&'static str, Q)> {
         ("list_keys ?status=active", ListFilter::Active),
         ("list_keys ?status=expired", ListFilter::Expired),
     ] {
-        for (i, stmt) in list_keys_q("plan", filter, Some(&cursor), 50, super::LIST_SCAN, 1).into_iter().enumerate() {
+        for (i, stmt) in list_keys_q("plan", filter, Some(&cursor), 50, super::LIST_SCAN, 1)
+            .into_iter()
+            .enumerate()
+        {
             out.push((if i == 0 { name } else { "list_keys: window end" }, stmt));
         }
     }
@@ -826,7 +858,10 @@ impl Records for D1Records {
 
     async fn delete_preset(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written> {
         // The audit entry only if the preset existed: guarded by the changed-row count.
-        let stmts = self.stmts([delete_preset_q(workspace, name), audit_q(audit, AuditGuard::PreviousChanged)])?;
+        let stmts = self.stmts([
+            delete_preset_q(workspace, name),
+            audit_q(audit, AuditGuard::PreviousChanged),
+        ])?;
         let results = self.batch(stmts).await?;
         Self::applied(&results)
     }
@@ -850,7 +885,10 @@ impl Records for D1Records {
     }
 
     async fn delete_group(&self, workspace: &str, name: &str, audit: &AuditEntry) -> StoreResult<Written> {
-        let stmts = self.stmts([delete_group_q(workspace, name), audit_q(audit, AuditGuard::PreviousChanged)])?;
+        let stmts = self.stmts([
+            delete_group_q(workspace, name),
+            audit_q(audit, AuditGuard::PreviousChanged),
+        ])?;
         let results = self.batch(stmts).await?;
         Self::applied(&results)
     }

@@ -39,7 +39,10 @@ impl DoCredits {
 }
 
 fn unavailable(e: JsValue) -> StoreError {
-    StoreError::Unavailable(format!("credit counter: {}", e.as_string().unwrap_or_else(|| format!("{e:?}"))))
+    StoreError::Unavailable(format!(
+        "credit counter: {}",
+        e.as_string().unwrap_or_else(|| format!("{e:?}"))
+    ))
 }
 
 impl Credits for DoCredits {

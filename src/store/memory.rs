@@ -474,7 +474,9 @@ impl Records for MemRecords {
                     .borrow()
                     .keys
                     .values()
-                    .filter(|k| k.workspace == workspace && k.status != Status::Deleted && k.groups.iter().any(|g| g == name))
+                    .filter(|k| {
+                        k.workspace == workspace && k.status != Status::Deleted && k.groups.iter().any(|g| g == name)
+                    })
                     .take(limit as usize)
                     .cloned()
                     .collect())
@@ -545,7 +547,13 @@ impl MemEdge {
     /// Every value `hash` has had at this edge, `None` (absent) first.
     pub fn history(&self, hash: &KeyHash) -> Vec<Option<KeyRecord>> {
         let mut out = vec![None];
-        out.extend(self.history.borrow().iter().filter(|(h, _)| h == hash).map(|(_, r)| r.clone()));
+        out.extend(
+            self.history
+                .borrow()
+                .iter()
+                .filter(|(h, _)| h == hash)
+                .map(|(_, r)| r.clone()),
+        );
         out
     }
 
@@ -692,7 +700,12 @@ impl MemFeed {
         let log = self.log.borrow();
         let next = self.last_seq.get() + 1;
         Page {
-            entries: log.iter().filter(|e| e.seq > after).take(limit as usize).cloned().collect(),
+            entries: log
+                .iter()
+                .filter(|e| e.seq > after)
+                .take(limit as usize)
+                .cloned()
+                .collect(),
             next,
             oldest: log.front().map_or(next, |e| e.seq),
         }

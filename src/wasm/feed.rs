@@ -91,7 +91,10 @@ pub async fn catch_up(env: &Env, st: &State, now: Millis) {
             st.feed.borrow_mut().give_up();
             log::warn(
                 "feed-unreachable",
-                &format!("no pull within {} ms, deciding from KV until one succeeds: {e:?}", cfg.wait),
+                &format!(
+                    "no pull within {} ms, deciding from KV until one succeeds: {e:?}",
+                    cfg.wait
+                ),
             );
         }
     }
@@ -196,7 +199,9 @@ fn retention(env: &Env) -> Millis {
 }
 
 fn oldest(sql: &SqlStorage) -> Result<Option<u64>> {
-    let rows = sql.exec("SELECT MIN(seq) AS m FROM entries", None)?.to_array::<MinRow>()?;
+    let rows = sql
+        .exec("SELECT MIN(seq) AS m FROM entries", None)?
+        .to_array::<MinRow>()?;
     Ok(rows.first().and_then(|r| r.m).map(|m| m as u64))
 }
 

@@ -279,7 +279,13 @@ pub const REQUEST_ID_MARK: &str = "{request_id}";
 /// public route (a test key's request goes to the test origin when one is set); `signature` the
 /// X-Keyward-Signature value, or "" when signing is off; `rid` the request id (sent to the origin
 /// as X-Request-Id); `route` the index of the matched route in the policy (for log lines).
-pub fn forward(req: &web_sys::Request, identity: &str, signature: &str, rid: &str, route: u32) -> Result<JsValue, JsValue> {
+pub fn forward(
+    req: &web_sys::Request,
+    identity: &str,
+    signature: &str,
+    rid: &str,
+    route: u32,
+) -> Result<JsValue, JsValue> {
     kw_forward(req, identity, signature, rid, route)
 }
 
@@ -319,7 +325,14 @@ pub fn canned(c: Canned, rid: &str) -> web_sys::Response {
 /// REQUEST_ID_MARK where the request id goes), and the routes' patterns (`\n`-separated, in
 /// policy order) that its log lines name.
 pub fn init(origin: &str, test_origin: &str, bad_gateway_status: u16, bad_gateway_body: &str, routes: &str) {
-    kw_init(origin, test_origin, bad_gateway_status, bad_gateway_body, routes, REQUEST_ID_MARK);
+    kw_init(
+        origin,
+        test_origin,
+        bad_gateway_status,
+        bad_gateway_body,
+        routes,
+        REQUEST_ID_MARK,
+    );
 }
 
 /// `headers`: `name\nvalue\n...` pairs; status 204 sends no body.

@@ -23,12 +23,12 @@ use crate::core::policy::Route as PolicyRoute;
 use crate::core::ratelimit::RateLimit;
 use crate::core::record::KeyEntry;
 use crate::core::time::Millis;
-use crate::log;
 use crate::core::usage::Due;
 use crate::core::validate::MAX_BODY_BYTES;
 use crate::http::head::Head;
 use crate::http::plain::{Request, Response};
 use crate::http::problem::{ApiError, ApiResult};
+use crate::log;
 use crate::store::d1::D1Records;
 use crate::store::durable::DoCredits;
 use crate::store::kv::KvEdge;
@@ -204,7 +204,11 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         }
         Route::Page => {
             let rid = head.request_id().to_owned();
-            to_web(&crate::app::page::serve(head.method(), head.path(), iso.st.realm(), &rid), &rid).into()
+            to_web(
+                &crate::app::page::serve(head.method(), head.path(), iso.st.realm(), &rid),
+                &rid,
+            )
+            .into()
         }
         Route::OpenApi => {
             let rid = head.request_id().to_owned();
@@ -342,7 +346,10 @@ fn started(fetch: Result<JsValue, JsValue>, head: &Head, route: &PolicyRoute, ke
 /// The index of `route` in the policy, which JS's log lines turn back into its pattern.
 fn route_index(iso: &Isolate, route: &PolicyRoute) -> u32 {
     let routes = iso.st.policy.routes();
-    routes.iter().position(|r| std::ptr::eq(r, route)).map_or(u32::MAX, |i| i as u32)
+    routes
+        .iter()
+        .position(|r| std::ptr::eq(r, route))
+        .map_or(u32::MAX, |i| i as u32)
 }
 
 /// A public route: no identity headers; signed (when signing is on) over an empty identity.
@@ -371,7 +378,9 @@ fn finish(
     now: Millis,
 ) -> ApiResult<JsValue> {
     let entry = gateway::authorize(route, entry, now)?;
-    note_use(env, ctx, iso, hash, now, || log_ctx(head, &route.pattern, Some(&entry.id)));
+    note_use(env, ctx, iso, hash, now, || {
+        log_ctx(head, &route.pattern, Some(&entry.id))
+    });
     let signature = gateway::signature(iso.st.signer.as_ref(), now, head, &entry.identity);
     let tier = entry
         .ratelimit
@@ -434,8 +443,7 @@ fn metered(
             }
         }
         let credits = DoCredits::new(&env);
-        let charged =
-            crate::app::credits::charge(&credits, &entry.workspace, entry.cap.as_deref(), cost, now).await;
+        let charged = crate::app::credits::charge(&credits, &entry.workspace, entry.cap.as_deref(), cost, now).await;
         let r = charged.and_then(|()| {
             js::forward(&req, &entry.identity, &signature, &rid, index).map_err(|e| {
                 log::error("origin-fetch-not-started", &format!("{e:?}"));

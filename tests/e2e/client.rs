@@ -405,7 +405,10 @@ impl Ctx {
                 // object from the first `{` and ignore what follows it.
                 .filter_map(|l| {
                     let json = &l[l.find('{')?..];
-                    serde_json::Deserializer::from_str(json).into_iter::<Value>().next()?.ok()
+                    serde_json::Deserializer::from_str(json)
+                        .into_iter::<Value>()
+                        .next()?
+                        .ok()
                 })
                 .filter(|v| v["request_id"] == request_id)
                 .collect();

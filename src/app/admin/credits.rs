@@ -47,21 +47,29 @@ pub async fn get<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response
             );
             Ok(Response::json(200, &v))
         }
-        Ok(other) => Err(ApiError::Internal(format!("credit counter answered {other:?} to a read"))),
+        Ok(other) => Err(ApiError::Internal(format!(
+            "credit counter answered {other:?} to a read"
+        ))),
         Err(_) => Err(unavailable("The credit counter could not be reached. Retry.")),
     }
 }
 
 fn top_up_id(id: Option<&str>) -> ApiResult<String> {
     match id {
-        Some(s) if (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+        Some(s)
+            if (1..=64).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
             Ok(s.to_owned())
         }
         Some(_) => Err(ApiError::field("id", "1 to 64 characters: letters, digits, '-' or '_'")),
         None => {
             let mut b = [0u8; 12];
             getrandom::fill(&mut b).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
-            Ok(format!("topup_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+            Ok(format!(
+                "topup_{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ))
         }
     }
 }
@@ -79,7 +87,11 @@ pub async fn top_up<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
     let (ws, applied) = match a.app.credits.apply(&a.workspace, &op, a.now).await {
         Ok(Reply::State { ws, applied, .. }) => (ws, applied),
         Ok(Reply::Invalid { reason }) => return Err(ApiError::field("amount", reason)),
-        Ok(other) => return Err(ApiError::Internal(format!("credit counter answered {other:?} to a top-up"))),
+        Ok(other) => {
+            return Err(ApiError::Internal(format!(
+                "credit counter answered {other:?} to a top-up"
+            )))
+        }
         Err(_) => {
             return Err(unavailable(&format!(
                 "The credit counter did not confirm the top-up; it may or may not be applied. Retry with \"id\": \
@@ -88,7 +100,12 @@ pub async fn top_up<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         }
     };
     let detail = json!({"amount": amount, "id": id, "applied": applied, "balance": ws.balance});
-    if a.app.records.record_audit(&a.audit("credits.topup", None, detail)).await.is_err() {
+    if a.app
+        .records
+        .record_audit(&a.audit("credits.topup", None, detail))
+        .await
+        .is_err()
+    {
         return Err(ApiError::Unavailable {
             slug: "audit-write-failed",
             detail: format!(

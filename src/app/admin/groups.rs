@@ -37,7 +37,14 @@ fn group_json(g: &Group) -> Value {
 }
 
 pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Response> {
-    let items: Vec<Value> = a.app.records.list_groups(&a.workspace).await?.iter().map(group_json).collect();
+    let items: Vec<Value> = a
+        .app
+        .records
+        .list_groups(&a.workspace)
+        .await?
+        .iter()
+        .map(group_json)
+        .collect();
     Ok(Response::json(200, &json!({ "items": items })))
 }
 
@@ -84,9 +91,12 @@ pub async fn delete<R: Records, E: Edge>(a: &Admin<'_, R, E>, name: &str) -> Api
 async fn remove_from_members<R: Records, E: Edge>(a: &Admin<'_, R, E>, name: &str) -> ApiResult<usize> {
     let mut removed = 0;
     for _ in 0..MAX_PAGES {
-        let members = a.app.records.group_members(&a.workspace, name, PAGE).await.map_err(|_| {
-            unfinished("The group is deleted, but its members could not be listed; retry the DELETE.")
-        })?;
+        let members = a
+            .app
+            .records
+            .group_members(&a.workspace, name, PAGE)
+            .await
+            .map_err(|_| unfinished("The group is deleted, but its members could not be listed; retry the DELETE."))?;
         if members.is_empty() {
             return Ok(removed);
         }
@@ -118,7 +128,9 @@ async fn leave<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key, name: &str) ->
     );
     match sync::update(a.app, k, &after, &audit, a.now).await {
         Ok(()) => Ok(()),
-        Err(ApiError::Conflict { slug: "key-changed", .. }) => Ok(()),
+        Err(ApiError::Conflict {
+            slug: "key-changed", ..
+        }) => Ok(()),
         Err(ApiError::Unavailable { detail, .. }) => Err(unfinished(&format!(
             "The group is deleted, but a member key could not be updated: {detail} Retry the DELETE to finish."
         ))),
@@ -139,7 +151,10 @@ async fn unknown<'g, R: Records, E: Edge>(a: &Admin<'_, R, E>, groups: &'g [Stri
 pub async fn check_exist<R: Records, E: Edge>(a: &Admin<'_, R, E>, groups: &[String]) -> ApiResult<()> {
     match unknown(a, groups).await?.first() {
         None => Ok(()),
-        Some(g) => Err(ApiError::field("groups", format!("unknown group '{g}' (create it first)"))),
+        Some(g) => Err(ApiError::field(
+            "groups",
+            format!("unknown group '{g}' (create it first)"),
+        )),
     }
 }
 

@@ -118,7 +118,12 @@ fn new_id() -> ApiResult<String> {
 /// A freshly minted secret (with the deployment's prefix), its hash and a new id; the plaintext
 /// leaves this process only in the response.
 fn mint<R, E>(a: &Admin<'_, R, E>, environment: Environment) -> ApiResult<(ApiKey<'static>, KeyHash, String)> {
-    let key = a.app.st.config.keys.generate(environment, &random_bytes::<RANDOM_BYTES>()?);
+    let key = a
+        .app
+        .st
+        .config
+        .keys
+        .generate(environment, &random_bytes::<RANDOM_BYTES>()?);
     let hash = KeyHash::of(&key);
     Ok((key, hash, new_id()?))
 }
@@ -185,7 +190,9 @@ async fn set_cap<R: Records, E: Edge>(
     match a.app.credits.apply(&a.workspace, &op, a.now).await {
         Ok(Reply::State { .. }) => Ok(()),
         Ok(Reply::Invalid { reason }) => Err(ApiError::field("credits", reason)),
-        Ok(other) => Err(ApiError::Internal(format!("credit counter answered {other:?} to a cap"))),
+        Ok(other) => Err(ApiError::Internal(format!(
+            "credit counter answered {other:?} to a cap"
+        ))),
         Err(_) => Err(app_credits::unavailable(unreachable)),
     }
 }
@@ -193,9 +200,10 @@ async fn set_cap<R: Records, E: Edge>(
 /// Whether `k` was rotated into a successor that exists and is not revoked or deleted (a
 /// rotation that failed after writing `superseded_by` leaves none).
 async fn live_successor<R: Records, E: Edge>(a: &Admin<'_, R, E>, k: &Key) -> ApiResult<bool> {
-    let Some(successor) = &k.superseded_by else { return Ok(false) };
-    Ok(a
-        .app
+    let Some(successor) = &k.superseded_by else {
+        return Ok(false);
+    };
+    Ok(a.app
         .records
         .get_key(&a.workspace, successor)
         .await?
@@ -210,7 +218,10 @@ fn parse_credits(v: &Value) -> ApiResult<Option<(i64, Option<Refill>)>> {
 }
 
 fn credits_detail(cap: Option<(i64, Option<Refill>)>) -> Value {
-    cap.map_or(Value::Null, |(remaining, refill)| json!({"remaining": remaining, "refill": refill}))
+    cap.map_or(
+        Value::Null,
+        |(remaining, refill)| json!({"remaining": remaining, "refill": refill}),
+    )
 }
 
 fn check_scope_count(set: &ScopeSet) -> ApiResult<()> {
@@ -321,7 +332,10 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         rotated_from: None,
         superseded_by: None,
         ratelimit,
-        credits: cap.map(|(_, refill)| KeyCredits { counter: cap_counter.clone(), refill }),
+        credits: cap.map(|(_, refill)| KeyCredits {
+            counter: cap_counter.clone(),
+            refill,
+        }),
         version: 1,
     };
     let mut detail = json!({
@@ -465,7 +479,10 @@ pub async fn update<R: Records, E: Edge>(a: &Admin<'_, R, E>, id: &str) -> ApiRe
         }
         after.credits = cap.map(|(_, refill)| KeyCredits {
             // The cap keeps its name in the counter (a rotated key shares its predecessor's).
-            counter: before.credits.as_ref().map_or_else(|| before.id.clone(), |c| c.counter.clone()),
+            counter: before
+                .credits
+                .as_ref()
+                .map_or_else(|| before.id.clone(), |c| c.counter.clone()),
             refill,
         });
         changed.push("credits");

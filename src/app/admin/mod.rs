@@ -128,7 +128,11 @@ impl<R: Records, E: Edge> Admin<'_, R, E> {
             return Vec::new();
         };
         let catalog = &self.app.st.policy.catalog;
-        scopes.iter().filter(|s| !held.holds(s)).map(|s| catalog.show(s)).collect()
+        scopes
+            .iter()
+            .filter(|s| !held.holds(s))
+            .map(|s| catalog.show(s))
+            .collect()
     }
 
     /// Scopes as the API shows them (the deployment's scope format).

@@ -33,7 +33,13 @@ pub async fn resolve<R: Records, E: Edge>(a: &Admin<'_, R, E>, name: &str) -> Ap
     }
 }
 
-fn preset_json(catalog: &Catalog, name: &str, description: &str, scopes: &ScopeSet, builtin: bool) -> serde_json::Value {
+fn preset_json(
+    catalog: &Catalog,
+    name: &str,
+    description: &str,
+    scopes: &ScopeSet,
+    builtin: bool,
+) -> serde_json::Value {
     json!({"name": name, "description": description, "scopes": catalog.strings(scopes), "builtin": builtin})
 }
 
@@ -47,7 +53,13 @@ pub async fn list<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respons
         .map(|p| preset_json(&a.app.st.policy.catalog, &p.name, &p.description, &p.scopes, true))
         .collect();
     for p in a.app.records.list_presets(&a.workspace).await? {
-        items.push(preset_json(&a.app.st.policy.catalog, &p.name, &p.description, &p.scopes, false));
+        items.push(preset_json(
+            &a.app.st.policy.catalog,
+            &p.name,
+            &p.description,
+            &p.scopes,
+            false,
+        ));
     }
     Ok(Response::json(200, &json!({"items": items})))
 }
@@ -86,7 +98,13 @@ pub async fn create<R: Records, E: Edge>(a: &Admin<'_, R, E>) -> ApiResult<Respo
         .await?;
     Ok(Response::json(
         201,
-        &preset_json(&a.app.st.policy.catalog, &preset.name, &preset.description, &preset.scopes, false),
+        &preset_json(
+            &a.app.st.policy.catalog,
+            &preset.name,
+            &preset.description,
+            &preset.scopes,
+            false,
+        ),
     ))
 }
 

@@ -40,7 +40,10 @@ fn gw(w: &World, path: &str, key: &str) -> Result<(), (u16, Value)> {
         let r = Response::problem_for(&e, "keyward", "8c1f0e2d3a4b5c6d");
         let headers: Vec<(String, String)> = r.headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         if let Err(err) = super::openapi_contract::contract().check_gateway(r.status, &headers, r.body.as_bytes()) {
-            panic!("gateway {path} -> {}: the answer differs from docs/openapi.json:\n{err}\n{}", r.status, r.body);
+            panic!(
+                "gateway {path} -> {}: the answer differs from docs/openapi.json:\n{err}\n{}",
+                r.status, r.body
+            );
         }
         (r.status, r.json_body())
     })
@@ -64,7 +67,10 @@ fn a_balance_is_spent_exactly_and_exhaustion_answers_402() {
     let (_, key) = w.create_key("metered", &["projects:viewer"]);
     // An empty workspace: refused, nothing forwarded.
     let (status, body) = gw(&w, "/metered/a", &key).unwrap_err();
-    assert_eq!((status, body["limit"].as_str(), body["remaining"].as_i64()), (402, Some("workspace"), Some(0)));
+    assert_eq!(
+        (status, body["limit"].as_str(), body["remaining"].as_i64()),
+        (402, Some("workspace"), Some(0))
+    );
     assert_eq!(top_up(&w, json!(3), None).status, 201);
     for _ in 0..3 {
         gw(&w, "/metered/a", &key).unwrap();
@@ -75,11 +81,22 @@ fn a_balance_is_spent_exactly_and_exhaustion_answers_402() {
     assert_eq!(body["remaining"], 0);
     assert_eq!(body["cost"], 1);
     assert_eq!(body["refill_at"], Value::Null);
-    let r = Response::problem(&block_on(gateway_async(&w, "GET", "/metered/a", &key)).unwrap_err(), "keyward");
+    let r = Response::problem(
+        &block_on(gateway_async(&w, "GET", "/metered/a", &key)).unwrap_err(),
+        "keyward",
+    );
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     assert_eq!(r.header("retry-after"), None, "no refill: waiting does not help");
     let v = w.admin("GET", "/admin/v1/credits", None).json_body();
-    assert_eq!((v["balance"].as_i64(), v["spent"].as_i64(), v["refused"].as_i64(), v["topped_up"].as_i64()), (Some(0), Some(3), Some(3), Some(3)));
+    assert_eq!(
+        (
+            v["balance"].as_i64(),
+            v["spent"].as_i64(),
+            v["refused"].as_i64(),
+            v["topped_up"].as_i64()
+        ),
+        (Some(0), Some(3), Some(3), Some(3))
+    );
 }
 
 #[test]
@@ -92,7 +109,10 @@ fn unmetered_routes_never_touch_the_counter() {
     }
     assert_eq!(counter_calls(&w), before);
     assert!(w.st.policy.routes().iter().any(|r| r.cost == 1));
-    assert!(w.st.policy.routes().iter().filter(|r| r.cost > 0).count() == 1, "only /metered/** is metered");
+    assert!(
+        w.st.policy.routes().iter().filter(|r| r.cost > 0).count() == 1,
+        "only /metered/** is metered"
+    );
 }
 
 type Spend<'a> = Pin<Box<dyn Future<Output = Result<(), ApiError>> + 'a>>;
@@ -107,8 +127,9 @@ fn concurrent_spenders_never_overspend() {
     // Warm the cache so every request goes straight to the counter.
     gw(&w, "/echo/warm", &key).unwrap();
     w.faults.set_yielding(true);
-    let mut futs: Vec<Spend<'_>> =
-        (0..50).map(|_| Box::pin(gateway_async(&w, "GET", "/metered/x", &key)) as _).collect();
+    let mut futs: Vec<Spend<'_>> = (0..50)
+        .map(|_| Box::pin(gateway_async(&w, "GET", "/metered/x", &key)) as _)
+        .collect();
     let mut done: Vec<Option<Result<(), ApiError>>> = (0..50).map(|_| None).collect();
     let mut cx = Context::from_waker(Waker::noop());
     // Round-robin polling: every request reaches its yield before any applies.
@@ -162,12 +183,18 @@ fn key_caps_refill_at_the_injected_time() {
     let obj = r.json_body();
     assert_eq!(obj["credits"]["remaining"], 2);
     assert_eq!(obj["credits"]["refill"], json!({"amount": 2, "interval": 60}));
-    let (id, key) = (obj["id"].as_str().unwrap().to_owned(), obj["key"].as_str().unwrap().to_owned());
+    let (id, key) = (
+        obj["id"].as_str().unwrap().to_owned(),
+        obj["key"].as_str().unwrap().to_owned(),
+    );
     assert_eq!(w.edge.record(&hash_of(&key)).unwrap().cr.as_deref(), Some(id.as_str()));
     gw(&w, "/metered/a", &key).unwrap();
     gw(&w, "/metered/a", &key).unwrap();
     let (status, body) = gw(&w, "/metered/a", &key).unwrap_err();
-    assert_eq!((status, body["limit"].as_str(), body["remaining"].as_i64()), (402, Some("key"), Some(0)));
+    assert_eq!(
+        (status, body["limit"].as_str(), body["remaining"].as_i64()),
+        (402, Some("key"), Some(0))
+    );
     assert_eq!(body["refill_at"], crate::core::time::format_rfc3339(super::T0 + 60_000));
     let e = block_on(gateway_async(&w, "GET", "/metered/a", &key)).unwrap_err();
     assert_eq!(e.retry_after(), Some(60));
@@ -179,7 +206,10 @@ fn key_caps_refill_at_the_injected_time() {
     w.advance(1);
     gw(&w, "/metered/a", &key).unwrap();
     // The key object and the verify API show what is left.
-    assert_eq!(w.admin("GET", &format!("/admin/v1/keys/{id}"), None).json_body()["credits"]["remaining"], 1);
+    assert_eq!(
+        w.admin("GET", &format!("/admin/v1/keys/{id}"), None).json_body()["credits"]["remaining"],
+        1
+    );
     let v = w.call(
         Request::new("POST", "https://kw.test/v1/keys/verify")
             .with_header("content-type", "application/json")
@@ -195,14 +225,21 @@ fn caps_are_set_changed_and_removed_by_patch_and_audited() {
     top_up(&w, json!(100), None);
     let (id, key) = w.create_key("capme", &["projects:viewer"]);
     let path = format!("/admin/v1/keys/{id}");
-    assert!(w.admin("GET", &path, None).json_body().get("credits").is_none(), "no cap, no credits field");
+    assert!(
+        w.admin("GET", &path, None).json_body().get("credits").is_none(),
+        "no cap, no credits field"
+    );
     let r = w.admin("PATCH", &path, Some(json!({"credits": {"remaining": 1}})));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json_body()["credits"]["remaining"], 1);
     gw(&w, "/metered/a", &key).unwrap();
     assert_eq!(gw(&w, "/metered/a", &key).unwrap_err().0, 402);
     // A new count replaces the old one.
-    w.admin("PATCH", &path, Some(json!({"credits": {"remaining": 5, "refill": {"amount": 5, "interval": 3600}}})));
+    w.admin(
+        "PATCH",
+        &path,
+        Some(json!({"credits": {"remaining": 5, "refill": {"amount": 5, "interval": 3600}}})),
+    );
     gw(&w, "/metered/a", &key).unwrap();
     assert_eq!(w.admin("GET", &path, None).json_body()["credits"]["remaining"], 4);
     // null removes the cap: the key spends only the workspace's balance.
@@ -220,7 +257,10 @@ fn caps_are_set_changed_and_removed_by_patch_and_audited() {
         .filter(|e| e["action"] == "key.update")
         .collect();
     assert_eq!(updates.len(), 3);
-    assert!(updates.iter().all(|e| e["detail"]["changed"] == json!(["credits"])), "{updates:?}");
+    assert!(
+        updates.iter().all(|e| e["detail"]["changed"] == json!(["credits"])),
+        "{updates:?}"
+    );
     // Bad caps: clear 400s naming the field.
     for bad in [
         json!({"remaining": -1}),
@@ -236,7 +276,11 @@ fn caps_are_set_changed_and_removed_by_patch_and_audited() {
     }
     // A counter that cannot be reached: nothing created.
     w.faults.fail_call(0, FaultMode::Before);
-    let r = w.admin("POST", "/admin/v1/keys", Some(json!({"name": "xkey", "scopes": ["projects:viewer"], "credits": {"remaining": 1}})));
+    let r = w.admin(
+        "POST",
+        "/admin/v1/keys",
+        Some(json!({"name": "xkey", "scopes": ["projects:viewer"], "credits": {"remaining": 1}})),
+    );
     assert_eq!((r.status, problem_type(&r).as_str()), (503, "credits-unavailable"));
     assert!(w.records.snapshot().keys.values().all(|k| k.name != "xkey"));
 }
@@ -245,11 +289,22 @@ fn caps_are_set_changed_and_removed_by_patch_and_audited() {
 fn a_rotated_key_shares_its_predecessors_cap() {
     let w = World::new();
     top_up(&w, json!(100), None);
-    let r = w.admin("POST", "/admin/v1/keys", Some(json!({"name": "rotating", "scopes": ["projects:viewer"], "credits": {"remaining": 3}})));
+    let r = w.admin(
+        "POST",
+        "/admin/v1/keys",
+        Some(json!({"name": "rotating", "scopes": ["projects:viewer"], "credits": {"remaining": 3}})),
+    );
     let obj = r.json_body();
-    let (id, old) = (obj["id"].as_str().unwrap().to_owned(), obj["key"].as_str().unwrap().to_owned());
+    let (id, old) = (
+        obj["id"].as_str().unwrap().to_owned(),
+        obj["key"].as_str().unwrap().to_owned(),
+    );
     gw(&w, "/metered/a", &old).unwrap();
-    let r = w.admin("POST", &format!("/admin/v1/keys/{id}/rotate"), Some(json!({"grace_seconds": 600})));
+    let r = w.admin(
+        "POST",
+        &format!("/admin/v1/keys/{id}/rotate"),
+        Some(json!({"grace_seconds": 600})),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     let new = r.json_body()["key"].as_str().unwrap().to_owned();
     assert_eq!(r.json_body()["credits"]["remaining"], 2);
@@ -258,9 +313,26 @@ fn a_rotated_key_shares_its_predecessors_cap() {
     assert_eq!(gw(&w, "/metered/a", &new).unwrap_err().0, 402);
     // The shared cap is changed through the successor only (its change outranks the old key's in
     // the counter); the old key's other fields stay editable.
-    let r = w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"credits": {"remaining": 9}})));
-    assert_eq!((r.status, problem_type(&r).as_str()), (409, "already-rotated"), "{}", r.body);
-    assert_eq!(w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"name": "rotating old"}))).status, 200);
+    let r = w.admin(
+        "PATCH",
+        &format!("/admin/v1/keys/{id}"),
+        Some(json!({"credits": {"remaining": 9}})),
+    );
+    assert_eq!(
+        (r.status, problem_type(&r).as_str()),
+        (409, "already-rotated"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        w.admin(
+            "PATCH",
+            &format!("/admin/v1/keys/{id}"),
+            Some(json!({"name": "rotating old"}))
+        )
+        .status,
+        200
+    );
     let new_id = w.admin("GET", "/admin/v1/keys", None).json_body()["items"]
         .as_array()
         .unwrap()
@@ -268,7 +340,11 @@ fn a_rotated_key_shares_its_predecessors_cap() {
         .find(|k| k["rotated_from"] == json!(id))
         .map(|k| k["id"].as_str().unwrap().to_owned())
         .unwrap();
-    let r = w.admin("PATCH", &format!("/admin/v1/keys/{new_id}"), Some(json!({"credits": {"remaining": 2}})));
+    let r = w.admin(
+        "PATCH",
+        &format!("/admin/v1/keys/{new_id}"),
+        Some(json!({"credits": {"remaining": 2}})),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     gw(&w, "/metered/a", &old).unwrap();
     gw(&w, "/metered/a", &new).unwrap();
@@ -278,7 +354,14 @@ fn a_rotated_key_shares_its_predecessors_cap() {
 #[test]
 fn top_ups_are_validated_root_only_audited_and_applied_once() {
     let w = World::new();
-    for bad in [json!(0), json!(-5), json!(1.5), json!("10"), json!(crate::core::credits::MAX_AMOUNT + 1), Value::Null] {
+    for bad in [
+        json!(0),
+        json!(-5),
+        json!(1.5),
+        json!("10"),
+        json!(crate::core::credits::MAX_AMOUNT + 1),
+        Value::Null,
+    ] {
         let r = top_up(&w, bad.clone(), None);
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
         assert_eq!(r.json_body()["errors"][0]["field"], "amount");
@@ -286,15 +369,30 @@ fn top_ups_are_validated_root_only_audited_and_applied_once() {
     assert_eq!(top_up(&w, json!(5), Some("bad id!")).status, 400);
     let r = top_up(&w, json!(10), Some("t-1"));
     assert_eq!(r.status, 201);
-    assert_eq!((r.json_body()["balance"].as_i64(), r.json_body()["applied"].as_bool()), (Some(10), Some(true)));
+    assert_eq!(
+        (r.json_body()["balance"].as_i64(), r.json_body()["applied"].as_bool()),
+        (Some(10), Some(true))
+    );
     // A retry with the same id changes nothing.
     let r = top_up(&w, json!(10), Some("t-1"));
-    assert_eq!((r.status, r.json_body()["balance"].as_i64(), r.json_body()["applied"].as_bool()), (200, Some(10), Some(false)));
+    assert_eq!(
+        (
+            r.status,
+            r.json_body()["balance"].as_i64(),
+            r.json_body()["applied"].as_bool()
+        ),
+        (200, Some(10), Some(false))
+    );
     // The audit write fails after the counter applied it: 503, and the retry applies nothing
     // more but writes the entry.
     w.faults.fail_call(1, FaultMode::Before);
     let r = top_up(&w, json!(7), Some("t-2"));
-    assert_eq!((r.status, problem_type(&r).as_str()), (503, "audit-write-failed"), "{}", r.body);
+    assert_eq!(
+        (r.status, problem_type(&r).as_str()),
+        (503, "audit-write-failed"),
+        "{}",
+        r.body
+    );
     let r = top_up(&w, json!(7), Some("t-2"));
     assert_eq!((r.status, r.json_body()["balance"].as_i64()), (200, Some(17)));
     // The counter does not answer: 503 naming the id to retry with.
@@ -302,13 +400,27 @@ fn top_ups_are_validated_root_only_audited_and_applied_once() {
     let r = top_up(&w, json!(1), Some("t-3"));
     assert_eq!(r.status, 503);
     assert!(r.body.contains("t-3"), "{}", r.body);
-    assert_eq!(top_up(&w, json!(1), Some("t-3")).json_body()["balance"], 18, "applied once");
+    assert_eq!(
+        top_up(&w, json!(1), Some("t-3")).json_body()["balance"],
+        18,
+        "applied once"
+    );
     let audit = w.admin("GET", "/admin/v1/audit", None).json_body();
-    let topups = audit["items"].as_array().unwrap().iter().filter(|e| e["action"] == "credits.topup").count();
+    let topups = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "credits.topup")
+        .count();
     assert_eq!(topups, 4, "t-1, its replay, t-2's retry, t-3's retry");
     // A workspace admin key may read, not top up.
     let (_, admin) = w.create_key("ws admin", &["keys:admin", "projects:viewer"]);
-    let r = w.call(admin_req("POST", "/admin/v1/credits", Some(json!({"amount": 5})), &admin));
+    let r = w.call(admin_req(
+        "POST",
+        "/admin/v1/credits",
+        Some(json!({"amount": 5})),
+        &admin,
+    ));
     assert_eq!((r.status, problem_type(&r).as_str()), (403, "root-only"));
     let r = w.call(admin_req("GET", "/admin/v1/credits", None, &admin));
     assert_eq!((r.status, r.json_body()["balance"].as_i64()), (200, Some(18)));

@@ -85,9 +85,17 @@ pub fn seed(w: &World) -> Seeded {
         v["key"].as_str().unwrap().to_owned(),
     );
     // The target is a member of group g1 (GroupDelete removes it from every member key).
-    assert_eq!(w.admin("POST", "/admin/v1/groups", Some(json!({"name": "g1"}))).status, 201);
     assert_eq!(
-        w.admin("PATCH", &format!("/admin/v1/keys/{id}"), Some(json!({"groups": ["g1"]}))).status,
+        w.admin("POST", "/admin/v1/groups", Some(json!({"name": "g1"}))).status,
+        201
+    );
+    assert_eq!(
+        w.admin(
+            "PATCH",
+            &format!("/admin/v1/keys/{id}"),
+            Some(json!({"groups": ["g1"]}))
+        )
+        .status,
         200
     );
     let (half_revoked, hs) = w.create_key("half revoked", &["events:write"]);
@@ -217,8 +225,17 @@ pub fn check_credits(w: &World, ctx: &str) {
         }
         let cap = ledger.caps.get(&kc.counter);
         let cap = cap.unwrap_or_else(|| panic!("{ctx}: {} names cap {} that the counter lacks", k.id, kc.counter));
-        assert_eq!(cap.refill, kc.refill, "{ctx}: {}'s record and the counter disagree on the refill", k.id);
-        assert_eq!(Some(cap.remaining), kc.refill.map(|r| r.amount), "{ctx}: {}'s count", k.id);
+        assert_eq!(
+            cap.refill, kc.refill,
+            "{ctx}: {}'s record and the counter disagree on the refill",
+            k.id
+        );
+        assert_eq!(
+            Some(cap.remaining),
+            kc.refill.map(|r| r.amount),
+            "{ctx}: {}'s count",
+            k.id
+        );
     }
     assert!(
         [0, TOP_UP].contains(&ledger.ws.balance) && ledger.ws.topped_up == ledger.ws.balance,
@@ -307,10 +324,16 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                 }
                 check_state(&w, &s.secrets, &ctx);
                 if op == Op::GroupDelete && r.status < 300 {
-                    assert!(!w.key(&s.id).groups.contains(&"g1".to_owned()), "{ctx}: still a member in D1");
+                    assert!(
+                        !w.key(&s.id).groups.contains(&"g1".to_owned()),
+                        "{ctx}: still a member in D1"
+                    );
                     let edge = w.edge.snapshot();
                     let rec = edge.get(&hash_of(&s.secret));
-                    assert!(rec.is_none_or(|r| !r.groups.contains(&"g1".to_owned())), "{ctx}: still a member at the edge");
+                    assert!(
+                        rec.is_none_or(|r| !r.groups.contains(&"g1".to_owned())),
+                        "{ctx}: still a member at the edge"
+                    );
                 }
                 if revoked_before && r.status < 300 {
                     assert!(
@@ -338,10 +361,17 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                 check_state(&w, &s.secrets, &format!("{ctx}, after retry"));
                 check_credits(&w, &format!("{ctx}, after retry"));
                 if op == Op::TopUp {
-                    assert_eq!(w.credits.ledger("acme").ws.balance, TOP_UP, "{ctx}: applied exactly once");
-                    let audited = w.records.snapshot().audit.iter().any(|a| {
-                        a.entry.action == "credits.topup" && a.entry.detail["id"] == "topup-1"
-                    });
+                    assert_eq!(
+                        w.credits.ledger("acme").ws.balance,
+                        TOP_UP,
+                        "{ctx}: applied exactly once"
+                    );
+                    let audited = w
+                        .records
+                        .snapshot()
+                        .audit
+                        .iter()
+                        .any(|a| a.entry.action == "credits.topup" && a.entry.detail["id"] == "topup-1");
                     assert!(audited, "{ctx}: the top-up is audited");
                 }
                 reconcile_all(&w, &ctx);
@@ -351,7 +381,10 @@ fn every_storage_step_of_every_write_fails_in_turn() {
                     // deleted group, in D1 or at the edge.
                     let snap = w.records.snapshot();
                     assert!(snap.groups.keys().all(|(_, g)| g != "g1"), "{ctx}: group survived");
-                    assert!(snap.keys.values().all(|k| !k.groups.contains(&"g1".to_owned())), "{ctx}: member in D1");
+                    assert!(
+                        snap.keys.values().all(|k| !k.groups.contains(&"g1".to_owned())),
+                        "{ctx}: member in D1"
+                    );
                     assert!(
                         w.edge.snapshot().values().all(|r| !r.groups.contains(&"g1".to_owned())),
                         "{ctx}: member at the edge"

@@ -75,7 +75,10 @@ impl Edge for KvView<'_> {
             .and_then(|(_, _, r)| r.clone()))
     }
     async fn put(&self, hash: &KeyHash, record: &KeyRecord, _now: Millis) -> StoreResult<()> {
-        self.kv.log.borrow_mut().push((self.kv.clock.get(), *hash, Some(record.clone())));
+        self.kv
+            .log
+            .borrow_mut()
+            .push((self.kv.clock.get(), *hash, Some(record.clone())));
         Ok(())
     }
     async fn delete(&self, hash: &KeyHash) -> StoreResult<()> {
@@ -197,7 +200,12 @@ impl Sim {
     /// The gateway's decision at `iso`, as the glue makes it: from the cache when the follower
     /// trusts it, else (after a pull if one is due first) from KV; then a background pull if due.
     /// Returns the grant and whether the decision was made degraded (the feed unreachable).
-    fn decide<'a>(&'a self, iso: &'a Iso<'a>, hash: &KeyHash, bg: &mut Vec<Pin<Box<dyn Future<Output = ()> + 'a>>>) -> (Grant, bool) {
+    fn decide<'a>(
+        &'a self,
+        iso: &'a Iso<'a>,
+        hash: &KeyHash,
+        bg: &mut Vec<Pin<Box<dyn Future<Output = ()> + 'a>>>,
+    ) -> (Grant, bool) {
         let now = self.now();
         let (grant, degraded) = match lookup::cached(&iso.st, hash, now) {
             Some(e) => (grant_of(e.as_ref(), now), false),
@@ -239,7 +247,12 @@ impl Timeline {
 }
 
 fn scopes_of(key_object: &Value) -> ScopeSet {
-    let v: Vec<&str> = key_object["scopes"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let v: Vec<&str> = key_object["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     ScopeSet::parse(&v).unwrap()
 }
 
@@ -277,14 +290,21 @@ fn run(seed: u64, steps: usize) -> (usize, usize, usize) {
     let sim = Sim::new();
     sim.feed.set_slow_reads(true);
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let created: Vec<(String, KeyHash, ScopeSet)> =
-        (0..3).map(|i| sim.create_granting(&format!("key {i}"), &SCOPES)).collect();
+    let created: Vec<(String, KeyHash, ScopeSet)> = (0..3)
+        .map(|i| sim.create_granting(&format!("key {i}"), &SCOPES))
+        .collect();
     let keys: Vec<(String, KeyHash)> = created.iter().map(|(id, h, _)| (id.clone(), *h)).collect();
-    let mut timelines: Vec<Timeline> =
-        created.iter().map(|(_, _, full)| Timeline(vec![(sim.now(), Some(full.clone()))])).collect();
+    let mut timelines: Vec<Timeline> = created
+        .iter()
+        .map(|(_, _, full)| Timeline(vec![(sim.now(), Some(full.clone()))]))
+        .collect();
     let mut scopes_left: Vec<Vec<&str>> = keys.iter().map(|_| SCOPES.to_vec()).collect();
     let lags = [0, 1_500, 20_000, 60_000];
-    let isos: Vec<Iso<'_>> = lags.iter().enumerate().map(|(i, l)| sim.iso(i as u8 + 10, *l)).collect();
+    let isos: Vec<Iso<'_>> = lags
+        .iter()
+        .enumerate()
+        .map(|(i, l)| sim.iso(i as u8 + 10, *l))
+        .collect();
     let mut bg = Vec::new();
     let mut down_until: Option<Millis> = None;
     let (mut checked, mut changes, mut degraded_n) = (0, 0, 0);
@@ -296,7 +316,10 @@ fn run(seed: u64, steps: usize) -> (usize, usize, usize) {
         }
         match rng.below(100) {
             0..=54 => {
-                let (i, k) = (rng.below(isos.len() as u64) as usize, rng.below(keys.len() as u64) as usize);
+                let (i, k) = (
+                    rng.below(isos.len() as u64) as usize,
+                    rng.below(keys.len() as u64) as usize,
+                );
                 let (got, degraded) = sim.decide(&isos[i], &keys[k].1, &mut bg);
                 let now = sim.now();
                 // The bound, or (decided from KV because the feed was unreachable) KV's own lag.
@@ -380,7 +403,10 @@ fn the_bound_holds_over_random_interleavings_idle_periods_trims_and_outages() {
         degraded += d;
     }
     eprintln!("feed simulation: {checked} decisions checked, {changes} changes, {degraded} decided degraded");
-    assert!(checked > 150_000 && changes > 5_000 && degraded > 3_000, "{checked} {changes} {degraded}");
+    assert!(
+        checked > 150_000 && changes > 5_000 && degraded > 3_000,
+        "{checked} {changes} {degraded}"
+    );
 }
 
 /// A fixed scenario: an isolate in a location whose KV lags a minute, a revoke, and the isolate's
@@ -392,13 +418,19 @@ fn a_revoke_is_refused_everywhere_within_the_bound_even_where_kv_lags() {
     sim.advance(61_000);
     let far = sim.iso(2, 60_000);
     let mut bg = Vec::new();
-    assert!(sim.decide(&far, &hash, &mut bg).0.is_some(), "first decision: pull, then KV");
+    assert!(
+        sim.decide(&far, &hash, &mut bg).0.is_some(),
+        "first decision: pull, then KV"
+    );
     for _ in 0..3 {
         sim.advance(300);
         assert!(sim.decide(&far, &hash, &mut bg).0.is_some());
         step_background(&mut bg);
     }
-    assert_eq!(sim.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status, 200);
+    assert_eq!(
+        sim.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status,
+        200
+    );
     let revoked_at = sim.now();
     let mut refused_at = None;
     while sim.now() < revoked_at + 10_000 {
@@ -429,12 +461,22 @@ fn after_an_idle_period_the_first_cached_decision_waits_for_a_pull() {
     step_background(&mut bg);
     // Idle past the bound but within the cache TTL; the key is revoked meanwhile.
     sim.advance(5_000);
-    assert_eq!(sim.admin("POST", &format!("/admin/v1/keys/{id}/deactivate"), None).status, 200);
+    assert_eq!(
+        sim.admin("POST", &format!("/admin/v1/keys/{id}/deactivate"), None)
+            .status,
+        200
+    );
     sim.advance(1);
-    assert!(lookup::cached(&iso.st, &hash, sim.now()).is_none(), "too old to be trusted");
+    assert!(
+        lookup::cached(&iso.st, &hash, sim.now()).is_none(),
+        "too old to be trusted"
+    );
     assert!(iso.st.feed.borrow().must_pull_first(sim.now()));
     let reads = sim.feed.reads();
-    assert!(sim.decide(&iso, &hash, &mut bg).0.is_none(), "the pull evicted it first");
+    assert!(
+        sim.decide(&iso, &hash, &mut bg).0.is_none(),
+        "the pull evicted it first"
+    );
     assert!(sim.feed.reads() > reads);
 }
 
@@ -454,7 +496,10 @@ fn a_kv_read_started_before_a_revoke_and_finished_after_the_pull_is_not_trusted(
     let now = sim.now();
     let mut read = Box::pin(lookup::entry(&iso.st, &iso.kv, &hash, now));
     assert!(read.as_mut().poll(&mut cx).is_pending(), "the read is in flight");
-    assert_eq!(sim.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status, 200);
+    assert_eq!(
+        sim.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status,
+        200
+    );
     block_on(follow::pull(&iso.st, &sim.feed, sim.now())).unwrap();
     let Poll::Ready(got) = read.as_mut().poll(&mut cx) else {
         panic!("the read completes")
@@ -469,11 +514,18 @@ fn a_kv_read_started_before_a_revoke_and_finished_after_the_pull_is_not_trusted(
     sim.advance(31_000);
     iso.kv.slow.set(false);
     block_on(follow::pull(&iso.st, &sim.feed, sim.now())).unwrap();
-    assert!(block_on(lookup::entry(&iso.st, &iso.kv, &hash2, sim.now())).unwrap().is_some());
-    assert_eq!(sim.admin("POST", &format!("/admin/v1/keys/{id2}/revoke"), None).status, 200);
+    assert!(block_on(lookup::entry(&iso.st, &iso.kv, &hash2, sim.now()))
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        sim.admin("POST", &format!("/admin/v1/keys/{id2}/revoke"), None).status,
+        200
+    );
     block_on(follow::pull(&iso.st, &sim.feed, sim.now())).unwrap();
     assert!(lookup::cached(&iso.st, &hash2, sim.now()).is_none());
-    assert!(block_on(lookup::entry(&iso.st, &iso.kv, &hash2, sim.now())).unwrap().is_none());
+    assert!(block_on(lookup::entry(&iso.st, &iso.kv, &hash2, sim.now()))
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -486,11 +538,18 @@ fn falling_behind_the_retention_flushes_the_cache() {
     sim.decide(&iso, &hash, &mut bg);
     assert_eq!(iso.st.cache.borrow().len(), 1);
     // Another key's change, trimmed before this isolate pulls again.
-    assert_eq!(sim.admin("POST", &format!("/admin/v1/keys/{id_b}/revoke"), None).status, 200);
+    assert_eq!(
+        sim.admin("POST", &format!("/admin/v1/keys/{id_b}/revoke"), None).status,
+        200
+    );
     sim.advance(RETENTION + 1);
     sim.feed.trim(sim.now());
     block_on(follow::pull(&iso.st, &sim.feed, sim.now())).unwrap();
-    assert_eq!(iso.st.cache.borrow().len(), 0, "it cannot tell what the trimmed entries concerned");
+    assert_eq!(
+        iso.st.cache.borrow().len(),
+        0,
+        "it cannot tell what the trimmed entries concerned"
+    );
 }
 
 #[test]
@@ -516,7 +575,10 @@ fn during_a_feed_outage_decisions_fall_back_to_kv_and_changes_are_refused() {
             pulls_tried += 1;
         }
         assert!(iso.st.feed.borrow().is_degraded());
-        assert!(!iso.st.feed.borrow().trusts_cache(sim.now()), "decided from KV, not the cache");
+        assert!(
+            !iso.st.feed.borrow().trusts_cache(sim.now()),
+            "decided from KV, not the cache"
+        );
         assert!(pulls_tried > 0);
     }
     // At most one pull per poll interval was tried while the feed was down.
@@ -527,7 +589,10 @@ fn during_a_feed_outage_decisions_fall_back_to_kv_and_changes_are_refused() {
     sim.decide(&iso, &hash, &mut bg);
     step_background(&mut bg);
     assert!(!iso.st.feed.borrow().is_degraded(), "recovered");
-    assert_eq!(sim.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status, 200);
+    assert_eq!(
+        sim.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status,
+        200
+    );
     sim.advance(sim.bound());
     assert!(sim.decide(&iso, &hash, &mut bg).0.is_none());
 }
@@ -536,7 +601,10 @@ fn during_a_feed_outage_decisions_fall_back_to_kv_and_changes_are_refused() {
 /// TTL as before the feed existed.
 #[test]
 fn with_the_feed_off_the_cache_is_trusted_as_before() {
-    let w = World::with(&[("REVOCATION_FEED", "off")], include_str!("../../../config/policy.json"));
+    let w = World::with(
+        &[("REVOCATION_FEED", "off")],
+        include_str!("../../../config/policy.json"),
+    );
     let (_, secret) = w.create_key("key k", &["projects:viewer"]);
     let auth = format!("Bearer {secret}");
     let _ = super::routes::gateway(&w, "GET", "/projects/1", Some(&auth));
@@ -607,21 +675,32 @@ fn a_failed_append_is_a_failed_call_that_changed_nothing() {
         let ps = seed(&probe);
         let log0 = probe.faults.log().len();
         probe.call(request(op, &ps));
-        let at = probe.faults.log()[log0..].iter().position(|c| *c == "feed.append").unwrap();
+        let at = probe.faults.log()[log0..]
+            .iter()
+            .position(|c| *c == "feed.append")
+            .unwrap();
         for mode in [FaultMode::Before, FaultMode::After] {
             let w = World::new();
             let s = seed(&w);
             let (records, edge) = (w.records.snapshot(), w.edge.snapshot());
             w.faults.fail_call(at, mode);
             let r = w.call(request(op, &s));
-            assert_eq!((r.status, problem_type(&r)), (503, "feed-unavailable".into()), "{op:?} {mode:?}: {}", r.body);
+            assert_eq!(
+                (r.status, problem_type(&r)),
+                (503, "feed-unavailable".into()),
+                "{op:?} {mode:?}: {}",
+                r.body
+            );
             assert_eq!(w.records.snapshot().keys, records.keys, "{op:?} {mode:?}");
             assert_eq!(w.records.snapshot().audit.len(), records.audit.len());
             assert_eq!(w.edge.snapshot(), edge, "{op:?} {mode:?}");
             // An append that did land makes followers cap the key (never widen it).
             super::faults::check_state(&w, &s.secrets, &format!("{op:?} {mode:?}"));
             w.faults.clear();
-            assert!(w.call(request(op, &s)).status < 300, "{op:?} {mode:?}: the retry succeeds");
+            assert!(
+                w.call(request(op, &s)).status < 300,
+                "{op:?} {mode:?}: the retry succeeds"
+            );
         }
     }
 }

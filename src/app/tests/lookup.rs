@@ -40,9 +40,15 @@ fn concurrent_misses_for_one_key_share_one_read() {
     assert!(poll_once(b.as_mut()).is_pending(), "b waits for a's read");
     assert!(poll_once(c.as_mut()).is_pending(), "c waits for a's read");
     assert_eq!(w.st.reads.in_flight(), 1);
-    let Poll::Ready(Ok(Some(ea))) = poll_once(a.as_mut()) else { panic!("a's read answers") };
-    let Poll::Ready(Ok(Some(eb))) = poll_once(b.as_mut()) else { panic!("b gets a's answer") };
-    let Poll::Ready(Ok(Some(ec))) = poll_once(c.as_mut()) else { panic!("c gets a's answer") };
+    let Poll::Ready(Ok(Some(ea))) = poll_once(a.as_mut()) else {
+        panic!("a's read answers")
+    };
+    let Poll::Ready(Ok(Some(eb))) = poll_once(b.as_mut()) else {
+        panic!("b gets a's answer")
+    };
+    let Poll::Ready(Ok(Some(ec))) = poll_once(c.as_mut()) else {
+        panic!("c gets a's answer")
+    };
     assert_eq!(w.edge.reads() - reads0, 1, "three concurrent misses, one KV read");
     assert!(Rc::ptr_eq(&ea, &eb) && Rc::ptr_eq(&ea, &ec));
     assert_eq!(w.st.reads.in_flight(), 0);
@@ -59,10 +65,19 @@ fn a_failed_shared_read_fails_every_waiter_and_is_not_remembered() {
     let mut b = pin!(lookup::entry(&w.st, &w.edge, &hash, now));
     assert!(poll_once(a.as_mut()).is_pending());
     assert!(poll_once(b.as_mut()).is_pending());
-    assert!(matches!(poll_once(a.as_mut()), Poll::Ready(Err(ApiError::Unavailable { .. }))));
-    assert!(matches!(poll_once(b.as_mut()), Poll::Ready(Err(ApiError::Unavailable { .. }))));
+    assert!(matches!(
+        poll_once(a.as_mut()),
+        Poll::Ready(Err(ApiError::Unavailable { .. }))
+    ));
+    assert!(matches!(
+        poll_once(b.as_mut()),
+        Poll::Ready(Err(ApiError::Unavailable { .. }))
+    ));
     // The next request reads again (and succeeds).
-    assert!(matches!(block_on(lookup::entry(&w.st, &w.edge, &hash, now)), Ok(Some(_))));
+    assert!(matches!(
+        block_on(lookup::entry(&w.st, &w.edge, &hash, now)),
+        Ok(Some(_))
+    ));
 }
 
 #[test]
@@ -81,8 +96,15 @@ fn a_cancelled_reader_releases_its_waiters() {
     }
     assert_eq!(w.st.reads.in_flight(), 0);
     let answer = block_on(b);
-    assert!(matches!(answer, Ok(Some(_))), "b reads for itself instead of waiting forever");
-    assert_eq!(w.edge.reads() - reads0, 2, "a's read was abandoned; b read once for itself");
+    assert!(
+        matches!(answer, Ok(Some(_))),
+        "b reads for itself instead of waiting forever"
+    );
+    assert_eq!(
+        w.edge.reads() - reads0,
+        2,
+        "a's read was abandoned; b read once for itself"
+    );
 }
 
 #[test]
@@ -105,7 +127,10 @@ fn refresh_ahead_serves_from_memory_and_renews_busy_keys() {
     assert_eq!(w.edge.reads() - reads0, 1);
     // Renewed from the refresh's start: a hit where the first entry would have expired.
     assert!(matches!(lookup::cached(&w.st, &hash, t0 + 54_999), Some(Some(_))));
-    assert!(lookup::cached(&w.st, &hash, t0 + 55_000).is_none(), "trusted ttl from the read, no longer");
+    assert!(
+        lookup::cached(&w.st, &hash, t0 + 55_000).is_none(),
+        "trusted ttl from the read, no longer"
+    );
 }
 
 #[test]
@@ -122,7 +147,10 @@ fn a_refresh_sees_a_revocation_made_elsewhere() {
     other.records.restore(w.records.snapshot());
     other.edge.restore(w.edge.snapshot());
     other.now.set(w.now());
-    assert_eq!(other.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status, 200);
+    assert_eq!(
+        other.admin("POST", &format!("/admin/v1/keys/{id}/revoke"), None).status,
+        200
+    );
     w.edge.restore(other.edge.snapshot());
     assert!(lookup::refresh_due(&w.st, &hash, t0 + 21_000));
     block_on(lookup::refresh(&w.st, &w.edge, &hash, t0 + 21_000));
@@ -158,7 +186,8 @@ fn a_refresh_never_resurrects_a_key_revoked_in_this_isolate() {
                 body: String::new(),
             }
         });
-        let revoke: Call<'_> = Box::pin(w.call_async(admin_req("POST", &format!("/admin/v1/keys/{id}/revoke"), None, ROOT)));
+        let revoke: Call<'_> =
+            Box::pin(w.call_async(admin_req("POST", &format!("/admin/v1/keys/{id}/revoke"), None, ROOT)));
         let (choices, answers) = drive([Some(refresh), Some(revoke)], prefix);
         w.faults.set_yielding(false);
         assert_eq!(answers[1].as_ref().unwrap().status, 200, "schedule {choices:?}");

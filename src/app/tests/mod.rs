@@ -77,11 +77,14 @@ impl World {
     pub fn with(vars: &[(&str, &str)], policy_json: &str) -> World {
         let faults = Faults::new();
         let config = super::config::Config::from_vars(&|n| {
-            vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()).or(match n {
-                "ORIGIN_URL" => Some("http://origin.test".into()),
-                "ADMIN_TOKEN" => Some(ROOT.into()),
-                _ => None,
-            })
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+                .or(match n {
+                    "ORIGIN_URL" => Some("http://origin.test".into()),
+                    "ADMIN_TOKEN" => Some(ROOT.into()),
+                    _ => None,
+                })
         })
         .unwrap();
         World {

@@ -559,16 +559,28 @@ fn active_and_expired_lists_read_a_bounded_window_and_lead_on() {
     for i in 1..=LIST_SCAN {
         insert(&clone(i, w.now() + Millis::from(i), None));
     }
-    let first = w.admin("GET", "/admin/v1/keys?status=expired&limit=10", None).json_body();
+    let first = w
+        .admin("GET", "/admin/v1/keys?status=expired&limit=10", None)
+        .json_body();
     assert_eq!(first["items"], json!([]), "the first window holds no expired key");
     let cursor = first["next_cursor"].as_str().expect("a cursor after a short page");
     let next = w
-        .admin("GET", &format!("/admin/v1/keys?status=expired&limit=10&cursor={cursor}"), None)
+        .admin(
+            "GET",
+            &format!("/admin/v1/keys?status=expired&limit=10&cursor={cursor}"),
+            None,
+        )
         .json_body();
     assert_eq!(next["items"][0]["name"], "bulk 0");
     assert_eq!(next["items"].as_array().unwrap().len(), 1);
     assert!(next["next_cursor"].is_null());
-    let active = w.admin("GET", "/admin/v1/keys?status=active&limit=100", None).json_body();
-    assert_eq!(active["items"].as_array().unwrap().len(), 100, "live keys fill the page");
+    let active = w
+        .admin("GET", "/admin/v1/keys?status=active&limit=100", None)
+        .json_body();
+    assert_eq!(
+        active["items"].as_array().unwrap().len(),
+        100,
+        "live keys fill the page"
+    );
     assert!(active["next_cursor"].is_string());
 }

@@ -75,7 +75,11 @@ pub fn schemathesis_finds_nothing(ctx: &Ctx) -> TestResult {
         log_path.display(),
         tail_of_file(&log_path, 150)
     );
-    let summary = output.lines().rfind(|l| l.contains(" generated, ")).unwrap_or("").trim();
+    let summary = output
+        .lines()
+        .rfind(|l| l.contains(" generated, "))
+        .unwrap_or("")
+        .trim();
     eprintln!(
         "e2e: schemathesis: {summary} in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -38,7 +38,9 @@ pub fn revocation_reaches_a_second_instance_within_the_bound(ctx: &Ctx) -> TestR
     let at_b = |key: &str| -> Result<u16, Failed> {
         let auth = bearer(key);
         let path = format!("/projects/{}", ctx.nonce());
-        Ok(ctx.request_at(&b, "GET", &path, &[("authorization", auth.as_str())], Body::None)?.status)
+        Ok(ctx
+            .request_at(&b, "GET", &path, &[("authorization", auth.as_str())], Body::None)?
+            .status)
     };
     let mut delays = Vec::new();
     let mut revoke_calls = Vec::new();
@@ -69,7 +71,10 @@ pub fn revocation_reaches_a_second_instance_within_the_bound(ctx: &Ctx) -> TestR
                 401 => {
                     delays.push(waited);
                     if idle {
-                        ensure!(first, "revocation {i}: after an idle period the peer accepted the key once more");
+                        ensure!(
+                            first,
+                            "revocation {i}: after an idle period the peer accepted the key once more"
+                        );
                         idle_refused_at_once += 1;
                     }
                     break;
@@ -112,8 +117,15 @@ pub fn revocation_reaches_a_second_instance_within_the_bound(ctx: &Ctx) -> TestR
         crate::util::tail_of_file(peer.log_path(), 40)
     );
     ensure!(log.contains("feed-stats"), "the peer logged no feed pulls");
-    ensure!(accepted_after > 0, "the peer never decided from its cache: the trial shows nothing");
-    ensure_eq!(idle_refused_at_once, REVOCATIONS / 5, "idle revocations refused at once");
+    ensure!(
+        accepted_after > 0,
+        "the peer never decided from its cache: the trial shows nothing"
+    );
+    ensure_eq!(
+        idle_refused_at_once,
+        REVOCATIONS / 5,
+        "idle revocations refused at once"
+    );
     ensure!(max <= BOUND, "max {} ms is over the bound", max.as_millis());
     drop(peer);
     Ok(())

@@ -204,7 +204,8 @@ pub fn invalid_tokens_identical_401(ctx: &Ctx) -> TestResult {
             None => first = Some(resp),
             Some(first) => {
                 ensure!(
-                    resp.text_without_request_id() == first.text_without_request_id() && resp.header("content-type") == first.header("content-type"),
+                    resp.text_without_request_id() == first.text_without_request_id()
+                        && resp.header("content-type") == first.header("content-type"),
                     "the 401 for a {what} key differs from the one for a {} key:\n{}\n---\n{}",
                     bad[0].0,
                     resp.describe(),

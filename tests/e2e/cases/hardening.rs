@@ -142,7 +142,11 @@ pub fn lookalike_and_override_headers_never_reach_the_origin(ctx: &Ctx) -> TestR
         ensure_eq!(got.header(&lower)?, None, "{name} reached the origin");
     }
     // keyward's own value, not the client's.
-    ensure_eq!(got.header("x-keyward-environment")?, Some("live"), "x-keyward-environment");
+    ensure_eq!(
+        got.header("x-keyward-environment")?,
+        Some("live"),
+        "x-keyward-environment"
+    );
     ensure!(
         !got.contains("6.6.6.6") && !got.contains("evil.test") && !got.contains("forged"),
         "{got:?}"

@@ -104,8 +104,14 @@ pub const ALL: &[(&str, Case)] = &[
         "hardening::concurrent_admin_calls_never_revive_a_key",
         hardening::concurrent_admin_calls_never_revive_a_key,
     ),
-    ("credits::concurrent_spending_is_exact", credits::concurrent_spending_is_exact),
-    ("credits::exhaustion_top_up_and_refill", credits::exhaustion_top_up_and_refill),
+    (
+        "credits::concurrent_spending_is_exact",
+        credits::concurrent_spending_is_exact,
+    ),
+    (
+        "credits::exhaustion_top_up_and_refill",
+        credits::exhaustion_top_up_and_refill,
+    ),
     (
         "browser::admin_page_headers_and_paths",
         browser::admin_page_headers_and_paths,

@@ -34,7 +34,11 @@ pub fn request_ids_on_answers_and_at_the_origin(ctx: &Ctx) -> TestResult {
         ctx.admin("GET", &format!("/admin/v1/keys?workspace={ws}"), None)?,
         ctx.admin_as("wrong-token", "GET", "/admin/v1/keys", None)?,
         ctx.verify(&json!({"key": key}))?,
-        ctx.admin("DELETE", &format!("/admin/v1/presets/none-{}?workspace={ws}", ctx.nonce()), None)?,
+        ctx.admin(
+            "DELETE",
+            &format!("/admin/v1/presets/none-{}?workspace={ws}", ctx.nonce()),
+            None,
+        )?,
     ];
     for resp in &answers {
         let id = request_id(resp)?;
@@ -73,7 +77,11 @@ pub fn request_ids_on_answers_and_at_the_origin(ctx: &Ctx) -> TestResult {
         Body::None,
     )?;
     let got = expect_forwarded(ctx, &resp, &path)?;
-    ensure_eq!(got.header_values("x-request-id"), vec![ray], "X-Request-Id at the origin");
+    ensure_eq!(
+        got.header_values("x-request-id"),
+        vec![ray],
+        "X-Request-Id at the origin"
+    );
     ensure!(
         got.header_values("x_request_id").is_empty(),
         "the underscore spelling reached the origin: {got:?}"
@@ -130,7 +138,8 @@ pub fn a_500_is_logged_under_its_request_id(ctx: &Ctx) -> TestResult {
         "the log line carries the internal cause: {line}"
     );
 
-    ctx.d1.execute(&format!("UPDATE keys SET metadata = '{{}}' WHERE id = '{id}'"))?;
+    ctx.d1
+        .execute(&format!("UPDATE keys SET metadata = '{{}}' WHERE id = '{id}'"))?;
     ctx.admin("GET", &key_path(&ws, id, ""), None)?.expect_status(200)?;
     Ok(())
 }
@@ -166,13 +175,20 @@ pub fn store_failures_are_logged_under_their_request_id(ctx: &Ctx) -> TestResult
     let problem = resp.json()?;
     ensure_eq!(
         answered["outcome"].as_str(),
-        problem["type"].as_str().and_then(|t| t.strip_prefix("urn:keyward:problem:")),
+        problem["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("urn:keyward:problem:")),
         "the 503 line names the problem type"
     );
 
     // Nothing was half-written, and the table is back.
-    let list = ctx.admin("GET", &format!("/admin/v1/keys?workspace={ws}"), None)?.expect_json(200)?;
-    ensure!(list["items"].as_array().is_some_and(|a| a.is_empty()), "no key was created: {list}");
+    let list = ctx
+        .admin("GET", &format!("/admin/v1/keys?workspace={ws}"), None)?
+        .expect_json(200)?;
+    ensure!(
+        list["items"].as_array().is_some_and(|a| a.is_empty()),
+        "no key was created: {list}"
+    );
     ctx.create_key(&ws, json!({"name": "after", "preset": "sdk"}))?;
     Ok(())
 }
@@ -194,13 +210,19 @@ pub fn admin_queries_use_indexes(ctx: &Ctx) -> TestResult {
             .map(|item| {
                 let lines = item["plan"].as_array().cloned().unwrap_or_default();
                 let name = item["name"].as_str().unwrap_or_default().to_owned();
-                (name, lines.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+                (
+                    name,
+                    lines.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect(),
+                )
             })
             .collect())
     };
     // Checked here with the crate's own checker rather than trusting the worker's `problems`.
     let problems_of = |plans: &[(String, Vec<String>)]| -> Vec<String> {
-        plans.iter().flat_map(|(n, p)| keyward::store::plan_problems(n, p)).collect()
+        plans
+            .iter()
+            .flat_map(|(n, p)| keyward::store::plan_problems(n, p))
+            .collect()
     };
     let all = plans(ctx)?;
     ensure!(all.len() >= 25, "statements explained: {}", all.len());
@@ -218,11 +240,23 @@ pub fn admin_queries_use_indexes(ctx: &Ctx) -> TestResult {
         );
         Ok(())
     };
-    uses("list_keys", "USING INDEX keys_workspace_created (workspace=? AND (created_at,id)<(?,?))")?;
-    uses("list_keys ?status=revoked", "USING INDEX keys_workspace_status (workspace=? AND status=? AND (created_at,id)<(?,?))")?;
-    uses("list_keys ?status=expired", "USING COVERING INDEX keys_workspace_status")?;
+    uses(
+        "list_keys",
+        "USING INDEX keys_workspace_created (workspace=? AND (created_at,id)<(?,?))",
+    )?;
+    uses(
+        "list_keys ?status=revoked",
+        "USING INDEX keys_workspace_status (workspace=? AND status=? AND (created_at,id)<(?,?))",
+    )?;
+    uses(
+        "list_keys ?status=expired",
+        "USING COVERING INDEX keys_workspace_status",
+    )?;
     uses("list_keys: window end", "USING COVERING INDEX keys_workspace_status")?;
-    uses("keys_after (reconcile)", "USING INDEX keys_workspace_id (workspace=? AND id>?)")?;
+    uses(
+        "keys_after (reconcile)",
+        "USING INDEX keys_workspace_id (workspace=? AND id>?)",
+    )?;
     uses("group_members", "key_groups USING PRIMARY KEY (workspace=? AND grp=?)")?;
     uses("list_audit", "USING INDEX audit_workspace (workspace=? AND id<?)")?;
     uses("get_key", "(id=?)")?;
