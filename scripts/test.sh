@@ -11,8 +11,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/setup.sh
 . scripts/env.sh
 
-echo "test: cargo test --lib"
-keyward_locked cargo test --lib
+# Formatting (rustfmt.toml): helpers' branches have drifted before. The component ships with
+# rustup's default profile; where it is missing it is added, and only if that fails is the check skipped.
+if cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt >/dev/null 2>&1; then
+  echo "test: cargo fmt --check"
+  cargo fmt --check
+else
+  echo "test: cargo fmt --check SKIPPED: rustfmt is not installed and could not be added" >&2
+fi
+
+# --examples: bench/core.sh's example (examples/hot_path.rs) is built with the tests so it cannot rot.
+echo "test: cargo test --lib --examples"
+keyward_locked cargo test --lib --examples
 
 echo "test: cargo test --test e2e"
 keyward_locked cargo test --test e2e -- "$@"
