@@ -3,9 +3,7 @@
 //! for the same read instead of each reading KV), and refresh-ahead for cached keys.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 
 use super::State;
 use crate::core::cache::Lookup;
@@ -13,7 +11,7 @@ use crate::core::hash::KeyHash;
 use crate::core::record::KeyEntry;
 use crate::core::time::Millis;
 use crate::http::problem::ApiError;
-use crate::store::{Edge, StoreError};
+use crate::store::{Edge, Parked, StoreError};
 
 /// What the per-isolate cache knows: `Some(Some(e))` a record, `Some(None)` known to be absent,
 /// `None` nothing (the edge must be asked). With the revocation feed on, nothing is known from
@@ -59,7 +57,7 @@ pub async fn entry<E: Edge>(
             lead.land(r.clone());
             r
         }
-        Joined::Follow(flight) => match flight.answer().await {
+        Joined::Follow(flight) => match flight.answer(|| edge.park()).await {
             Some(r) => r,
             // The reading request went away before its read answered: read for ourselves.
             None => read(st, edge, hash, now).await,
@@ -116,7 +114,8 @@ pub struct Reads(RefCell<Vec<(KeyHash, Rc<Flight>)>>);
 pub struct Flight {
     /// `None` while reading; then `Some(Some(read))`, or `Some(None)` if the reader went away.
     answer: RefCell<Option<Option<Read>>>,
-    waiting: RefCell<Vec<Waker>>,
+    /// How to resume each waiter: never a bare waker (Edge::park says why).
+    waiting: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 enum Joined<'a> {
@@ -148,15 +147,15 @@ impl Reads {
 }
 
 impl Flight {
-    async fn answer(&self) -> Option<Read> {
-        poll_fn(|cx| match &*self.answer.borrow() {
-            Some(a) => Poll::Ready(a.clone()),
-            None => {
-                self.waiting.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
+    async fn answer(&self, park: impl Fn() -> Parked) -> Option<Read> {
+        loop {
+            if let Some(a) = self.answer.borrow().as_ref() {
+                return a.clone();
             }
-        })
-        .await
+            let p = park();
+            self.waiting.borrow_mut().push(p.wake);
+            p.wait.await;
+        }
     }
 }
 
@@ -178,8 +177,8 @@ impl Lead<'_> {
         self.landed = true;
         self.reads.0.borrow_mut().retain(|(h, _)| *h != self.hash);
         *self.flight.answer.borrow_mut() = Some(answer);
-        for w in self.flight.waiting.take() {
-            w.wake();
+        for wake in self.flight.waiting.take() {
+            wake();
         }
     }
 }

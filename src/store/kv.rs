@@ -4,7 +4,7 @@
 use wasm_bindgen::prelude::*;
 use worker::{Env, KvStore};
 
-use super::{Edge, StoreError, StoreResult};
+use super::{Edge, Parked, StoreError, StoreResult};
 use crate::core::hash::KeyHash;
 use crate::core::record::KeyRecord;
 use crate::core::time::Millis;
@@ -72,5 +72,24 @@ impl Edge for KvEdge<'_> {
 
     async fn delete(&self, hash: &KeyHash) -> StoreResult<()> {
         self.store()?.delete(&hash.to_hex()).await.map_err(unavailable)
+    }
+
+    /// A promise made by the waiting request and settled by the reader: the runtime
+    /// (`handle_cross_request_promise_resolution`, on since compatibility date 2024-10-14) runs
+    /// its continuation in the request that made it, so the waiter resumes in its own context.
+    fn park(&self) -> Parked {
+        let mut resolve = None;
+        let promise = js_sys::Promise::new(&mut |res, _rej| resolve = Some(res));
+        let settled = wasm_bindgen_futures::JsFuture::from(promise);
+        Parked {
+            wait: Box::pin(async move {
+                let _ = settled.await;
+            }),
+            wake: Box::new(move || {
+                if let Some(r) = resolve {
+                    let _ = r.call0(&JsValue::UNDEFINED);
+                }
+            }),
+        }
     }
 }

@@ -215,6 +215,55 @@ pub trait Edge {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>>;
     async fn put(&self, hash: &KeyHash, record: &KeyRecord, now: Millis) -> StoreResult<()>;
     async fn delete(&self, hash: &KeyHash) -> StoreResult<()>;
+
+    /// How a request that waits for another request's read of the same key is resumed
+    /// (app::lookup shares one read among concurrent misses). On Workers a request must resume
+    /// in its own context: a Rust waker called by the reading request would poll the waiter
+    /// inside that request, and the waiter's first touch of its own request or its forward fails
+    /// there ("Cannot perform I/O on behalf of a different request"; a 500, or a hung request).
+    fn park(&self) -> Parked {
+        Parked::local()
+    }
+}
+
+/// A waiter's half (`wait`) and the reader's half (`wake`) of one resumption.
+pub struct Parked {
+    pub wait: Pending<'static, ()>,
+    pub wake: Box<dyn FnOnce()>,
+}
+
+impl Parked {
+    /// Resumed by a Rust waker, right where every task shares one context (the native tests).
+    pub fn local() -> Parked {
+        #[derive(Default)]
+        struct Slot {
+            woken: bool,
+            waker: Option<std::task::Waker>,
+        }
+        let slot = std::rc::Rc::new(std::cell::RefCell::new(Slot::default()));
+        let theirs = std::rc::Rc::clone(&slot);
+        Parked {
+            wait: Box::pin(std::future::poll_fn(move |cx| {
+                let mut s = slot.borrow_mut();
+                if s.woken {
+                    std::task::Poll::Ready(())
+                } else {
+                    s.waker = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            })),
+            wake: Box::new(move || {
+                let waker = {
+                    let mut s = theirs.borrow_mut();
+                    s.woken = true;
+                    s.waker.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }),
+        }
+    }
 }
 
 /// A boxed future: `Credits` and `Feed` are used as `&dyn`, so the handlers need no more store

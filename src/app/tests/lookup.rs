@@ -54,6 +54,92 @@ fn concurrent_misses_for_one_key_share_one_read() {
     assert_eq!(w.st.reads.in_flight(), 0);
 }
 
+/// An edge that resumes waiters the way Workers must: the reader's code only hands each
+/// resumption to the runtime (`queued`), which delivers it later in the waiter's own request.
+struct Contexts<'a> {
+    inner: &'a MemEdge,
+    queued: Rc<std::cell::RefCell<Vec<Box<dyn FnOnce()>>>>,
+}
+
+impl crate::store::Edge for Contexts<'_> {
+    async fn get(&self, hash: &KeyHash) -> crate::store::StoreResult<Option<KeyRecord>> {
+        self.inner.get(hash).await
+    }
+    async fn put(&self, hash: &KeyHash, record: &KeyRecord, now: Millis) -> crate::store::StoreResult<()> {
+        self.inner.put(hash, record, now).await
+    }
+    async fn delete(&self, hash: &KeyHash) -> crate::store::StoreResult<()> {
+        self.inner.delete(hash).await
+    }
+    fn park(&self) -> crate::store::Parked {
+        let local = crate::store::Parked::local();
+        let queued = Rc::clone(&self.queued);
+        crate::store::Parked {
+            wait: local.wait,
+            wake: Box::new(move || queued.borrow_mut().push(local.wake)),
+        }
+    }
+}
+
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A request waiting for another request's read must not be woken by the reader's own code: on
+/// Workers it would then run inside the reader's request, and its forward fail there ("Cannot
+/// perform I/O on behalf of a different request": 500s and hung requests on a cold isolate
+/// under load, found with wrk against wrangler dev).
+#[test]
+fn waiters_resume_in_their_own_request_not_inside_the_readers() {
+    let w = World::new();
+    let hash = uncached_key(&w);
+    w.faults.set_yielding(true);
+    let edge = Contexts {
+        inner: &w.edge,
+        queued: Rc::default(),
+    };
+    let reads0 = w.edge.reads();
+    let now = w.now();
+    let counter = std::sync::Arc::new(CountingWaker(Default::default()));
+    let b_waker = Waker::from(std::sync::Arc::clone(&counter));
+    let woken = || counter.0.load(std::sync::atomic::Ordering::SeqCst);
+    let mut a = pin!(lookup::entry(&w.st, &edge, &hash, now));
+    let mut b = pin!(lookup::entry(&w.st, &edge, &hash, now));
+    assert!(poll_once(a.as_mut()).is_pending(), "a reads KV");
+    assert!(
+        b.as_mut().poll(&mut Context::from_waker(&b_waker)).is_pending(),
+        "b waits for a's read"
+    );
+    assert!(
+        matches!(poll_once(a.as_mut()), Poll::Ready(Ok(Some(_)))),
+        "a's read answers"
+    );
+    assert_eq!(woken(), 0, "a's code woke b's task itself");
+    assert_eq!(
+        edge.queued.borrow().len(),
+        1,
+        "b's resumption goes through the edge's park"
+    );
+    assert!(
+        b.as_mut().poll(&mut Context::from_waker(&b_waker)).is_pending(),
+        "b waits for its own resumption"
+    );
+    let resumptions: Vec<_> = edge.queued.borrow_mut().drain(..).collect();
+    for wake in resumptions {
+        wake();
+    }
+    assert_eq!(woken(), 1, "b is woken by its resumption");
+    assert!(matches!(
+        b.as_mut().poll(&mut Context::from_waker(&b_waker)),
+        Poll::Ready(Ok(Some(_)))
+    ));
+    assert_eq!(w.edge.reads() - reads0, 1, "one KV read for both");
+}
+
 #[test]
 fn a_failed_shared_read_fails_every_waiter_and_is_not_remembered() {
     let w = World::new();

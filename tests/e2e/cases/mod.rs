@@ -25,6 +25,10 @@ pub type Case = fn(&Ctx) -> TestResult;
 pub const ALL: &[(&str, Case)] = &[
     ("gateway::proxies_valid_key", gateway::proxies_valid_key),
     ("gateway::streams_chunked_body", gateway::streams_chunked_body),
+    (
+        "gateway::concurrent_first_requests_for_new_keys",
+        gateway::concurrent_first_requests_for_new_keys,
+    ),
     ("gateway::missing_credentials_401", gateway::missing_credentials_401),
     ("gateway::invalid_request_400", gateway::invalid_request_400),
     (
