@@ -61,8 +61,8 @@ PROBE_PATH = "/__keyward_bench_probe"
 PROBE_HEADERS = {"cf-ray": "00000000000000b0-PROBE"}
 
 SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "passthrough-credits", "js", "keyward", "keyward-signed",
-               "keyward-nocache", "keyward-nofeed"]
-VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache", "keyward-nofeed"}
+               "keyward-nocache", "keyward-nofeed", "keyward-baseline"]
+VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache", "keyward-nofeed", "keyward-baseline"}
 
 # scenario -> (method, path, key file kind, expected status from a verifier)
 SCENARIOS = {
@@ -89,6 +89,8 @@ SYSTEM_SCENARIOS = {
     "passthrough-ratelimit": {"valid-ratelimited"},
     "passthrough-credits": {"valid-metered"},
     "keyward-nofeed": {"valid"},
+    # --baseline DIR: another build of keyward (e.g. main's), run side by side with this tree's for an A/B.
+    "keyward-baseline": {"valid", "bad-checksum", "unknown-key", "insufficient-scope"},
     "js": {"valid", "valid-ratelimited", "bad-checksum", "unknown-key", "insufficient-scope"},
     "keyward-nocache": {"valid", "valid-ratelimited", "bad-checksum", "unknown-key", "insufficient-scope"},
 }
@@ -107,6 +109,7 @@ COST_ROWS = [
     ("valid-ratelimited", "keyward", "valid key with a rate limit"),
     ("valid", "keyward-signed", "valid key, signing on"),
     ("valid", "keyward-nofeed", "valid key, revocation feed off"),
+    ("valid", "keyward-baseline", "valid key, the --baseline build"),
     ("valid-ratelimited", "keyward-signed", "valid key with a rate limit, signing on"),
     ("valid-metered", "passthrough-credits", "no key check, the same kind of Durable Object call"),
     ("valid-metered", "keyward", "valid key on a metered route (cost 1)"),
@@ -1200,6 +1203,8 @@ def main() -> int:
     ap.add_argument("--keys", type=int, help="keys to create and rotate (default 1000; smoke 50)")
     ap.add_argument("--seed-concurrency", type=int, default=4, help="parallel POST /admin/v1/keys")
     ap.add_argument("--no-build", action="store_true", help="skip the explicit release build")
+    ap.add_argument("--baseline", help="a build/ directory of another keyward version (scripts/build.sh's output), "
+                    "benchmarked as system keyward-baseline next to this tree's build: an A/B in one run")
     ap.add_argument("--require-win", action="store_true", help="exit 3 unless keyward beats JS in every cell")
     ap.add_argument("--out", help="results directory (default bench/results/<stamp>)")
     ap.add_argument("--exclusive", action="store_true",
@@ -1344,6 +1349,15 @@ def main() -> int:
             # counters every 10 s, from which the feed's own request rate is read after the run.
             for name in ("keyward", "keyward-signed", "keyward-nocache"):
                 defs[name].vars["KEYWARD_FEED_STATS"] = "1"
+        if a.baseline:
+            base = state_root / "keyward-baseline-build"
+            shutil.copytree(Path(a.baseline).resolve(), base, ignore=shutil.ignore_patterns(".tmp"))
+            defs["keyward-baseline"] = System(
+                "keyward-baseline", ROOT, {"ORIGIN_URL": origin_url, "ADMIN_TOKEN": admin_token},
+                state_root / "keyward-baseline",
+                keyward_config(base, "keyward-bench-baseline", state_root / "keyward-baseline.wrangler.json"))
+        elif "keyward-baseline" in systems:
+            raise BenchError("system keyward-baseline needs --baseline DIR (a build/ directory of another version)")
         active = {name: defs[name] for name in systems}
         creation = {}
         start_deadline = 300.0
@@ -1397,7 +1411,7 @@ def main() -> int:
                      s.cwd, raw / "wrangler-js-setup.log")
             meta["kv_bulk_put_s"] = round(time.monotonic() - t, 2)
             start_system(procs, s, raw, start_deadline)
-        for name in ("keyward-signed", "keyward-nocache", "keyward-nofeed"):
+        for name in ("keyward-signed", "keyward-nocache", "keyward-nofeed", "keyward-baseline"):
             if name in active and not active[name].records:
                 start_keyward(active[name])
         source = next((active[n] for n in ("keyward", "js", "keyward-signed", "keyward-nocache", "keyward-nofeed")
