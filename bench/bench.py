@@ -1192,7 +1192,8 @@ def workerd_version() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="a few seconds per system (CI)")
-    ap.add_argument("--systems", default=",".join(SYSTEMS_ALL), help="comma list from " + ",".join(SYSTEMS_ALL))
+    ap.add_argument("--systems", help="comma list from " + ",".join(SYSTEMS_ALL) + " (default: all; "
+                    "keyward-baseline only with --baseline)")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list from " + ",".join(SCENARIOS))
     ap.add_argument("--rounds", type=int, help="rounds (default 3; smoke 1)")
     ap.add_argument("--duration", type=int, help="whole seconds per wrk run (default 4; smoke 1)")
@@ -1212,7 +1213,10 @@ def main() -> int:
                     "locked wrangler start competes for the CPU (they wait)")
     a = ap.parse_args()
 
-    systems = [s.strip() for s in a.systems.split(",") if s.strip()]
+    default_systems = [s for s in SYSTEMS_ALL if a.baseline or s != "keyward-baseline"]
+    systems = [s.strip() for s in (a.systems or ",".join(default_systems)).split(",") if s.strip()]
+    if "keyward-baseline" in systems and not a.baseline:
+        ap.error("system keyward-baseline needs --baseline DIR (a build/ directory of another keyward version)")
     for s in systems:
         if s not in SYSTEMS_ALL:
             ap.error(f"unknown system {s!r}")
