@@ -242,11 +242,29 @@ try {
   await page.getByRole('dialog').getByRole('button', { name: 'Delete preset' }).click();
   await presetRows.filter({ hasText: 'page-preset' }).waitFor({ state: 'detached' });
 
+  // 10b. Credits: the workspace's balance and usage, and a top-up (root token) that the API records.
+  const before = await adminApi('GET', '/admin/v1/credits');
+  await page.getByRole('button', { name: 'Credits', exact: true }).click();
+  const balance = page.locator('#credits-balance');
+  await balance.filter({ hasText: before.balance.toLocaleString('en-US') }).waitFor();
+  check(await page.locator('#credits-spent').textContent() === before.spent.toLocaleString('en-US'), 'spent shown');
+  await page.getByLabel(/^Credits to add/).fill('0');
+  await page.getByRole('button', { name: 'Add credits' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Invalid amount' }).waitFor();
+  await page.getByLabel(/^Credits to add/).fill('1250');
+  await page.getByRole('button', { name: 'Add credits' }).click();
+  await page.getByText('Added 1,250 credits').waitFor();
+  const after = await adminApi('GET', '/admin/v1/credits');
+  check(after.balance === before.balance + 1250 && after.topped_up === before.topped_up + 1250,
+    `the top-up reached the counter: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+  await balance.filter({ hasText: after.balance.toLocaleString('en-US') }).waitFor();
+  log(`credits: balance ${before.balance} -> ${after.balance}`);
+
   // 11. The audit log shows what the page did.
   await page.getByRole('button', { name: 'Audit log' }).click();
   const auditRows = page.locator('#audit-table tbody tr');
   await auditRows.filter({ hasText: 'key.revoke' }).first().waitFor();
-  for (const action of ['key.create', 'key.update', 'key.deactivate', 'key.reactivate', 'key.rotate', 'preset.delete']) {
+  for (const action of ['key.create', 'key.update', 'key.deactivate', 'key.reactivate', 'key.rotate', 'preset.delete', 'credits.topup']) {
     check(await auditRows.filter({ hasText: action }).count() >= 1, `audit shows ${action}`);
   }
 

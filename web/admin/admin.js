@@ -172,6 +172,7 @@
     sessionStorage.removeItem(WORKSPACE);
     for (const d of document.querySelectorAll('dialog[open]')) d.close();
     for (const id of ['keys-table', 'presets-table', 'audit-table']) $(id).tBodies[0].replaceChildren();
+    for (const dd of $('credits-summary').querySelectorAll('dd')) dd.textContent = '–';
     keys.cursors = [];
     audit.cursors = [];
     $('session').hidden = true;
@@ -224,7 +225,7 @@
     tab.addEventListener('click', () => {
       const view = tab.dataset.view;
       showView(view);
-      act(null, view === 'keys' ? loadKeys : view === 'presets' ? loadPresets : loadAudit);
+      act(null, { keys: loadKeys, presets: loadPresets, credits: loadCredits, audit: loadAudit }[view]);
     });
   }
 
@@ -530,6 +531,34 @@
       await loadPresets();
     });
   });
+
+  // ---- Credits ------------------------------------------------------------------------------
+
+  const count = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : '–');
+
+  async function loadCredits() {
+    const c = await api('GET', '/admin/v1/credits');
+    $('credits-balance').textContent = count(c.balance);
+    $('credits-spent').textContent = count(c.spent);
+    $('credits-refused').textContent = count(c.refused);
+    $('credits-topped-up').textContent = count(c.topped_up);
+  }
+
+  $('topup-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    act(ev.submitter, async () => {
+      const amount = Number($('topup-amount').value);
+      if (!Number.isInteger(amount) || amount < 1 || amount > 1_000_000_000) {
+        throw new Problem(400, { title: 'Invalid amount', detail: 'Add a whole number of credits, 1 to 1,000,000,000.' });
+      }
+      // One id per submission: the API applies an id once, so a resent request adds nothing twice.
+      const r = await api('POST', '/admin/v1/credits', { amount, id: crypto.randomUUID() });
+      $('topup-form').reset();
+      notice(`Added ${count(amount)} credits; the balance is ${count(r.balance)}.`);
+      await loadCredits();
+    });
+  });
+  $('refresh-credits').addEventListener('click', (ev) => act(ev.currentTarget, loadCredits));
 
   // ---- Audit --------------------------------------------------------------------------------
 
