@@ -242,6 +242,41 @@ try {
   await page.getByRole('dialog').getByRole('button', { name: 'Delete preset' }).click();
   await presetRows.filter({ hasText: 'page-preset' }).waitFor({ state: 'detached' });
 
+  // 10a. Groups: create one, put a new key in it through the key dialog, delete the group (the key
+  // leaves it), all through the page.
+  await page.getByRole('button', { name: 'Groups', exact: true }).click();
+  const groupRows = page.locator('#groups-table tbody tr');
+  const groupForm = page.getByRole('region', { name: 'Groups' });
+  await groupForm.getByLabel(/^Name/).fill('page-group');
+  await groupForm.getByLabel('Description', { exact: true }).fill('made by the browser test');
+  await page.getByRole('button', { name: 'Create group' }).click();
+  await groupRows.filter({ hasText: 'page-group' }).waitFor();
+  await page.getByRole('button', { name: 'Keys', exact: true }).click();
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await dialog.getByLabel('Name', { exact: true }).fill('grouped key');
+  await dialog.getByLabel('Preset', { exact: true }).selectOption('read-only');
+  await dialog.getByLabel(/^Scopes/).fill('');
+  await dialog.getByLabel(/^Groups/).fill('page-group');
+  await dialog.getByRole('button', { name: 'Create' }).click();
+  await secretDialog.waitFor();
+  const groupedSecret = await secretDialog.getByLabel('Secret', { exact: true }).inputValue();
+  secrets.push(groupedSecret);
+  await secretDialog.getByRole('button', { name: 'I have stored it' }).click();
+  await secretDialog.waitFor({ state: 'hidden' });
+  const groupedRow = rows.filter({ hasText: 'grouped key' });
+  await groupedRow.filter({ hasText: 'groups: page-group' }).waitFor();
+  await expectGateway(groupedSecret, 200, 'key in a group');
+  await page.getByRole('button', { name: 'Groups', exact: true }).click();
+  await page.getByRole('button', { name: 'Delete group page-group' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete group' }).click();
+  await groupRows.filter({ hasText: 'page-group' }).waitFor({ state: 'detached' });
+  const groupedObj = (await adminApi('GET', '/admin/v1/keys?limit=100')).items.find((k) => k.name === 'grouped key');
+  check(groupedObj && groupedObj.groups.length === 0, `the key left the deleted group: ${JSON.stringify(groupedObj)}`);
+  await page.getByRole('button', { name: 'Keys', exact: true }).click();
+  await groupedRow.waitFor();
+  check(await groupedRow.getByText('groups:').count() === 0, 'the key list shows no group any more');
+  log('groups: created, joined through the key dialog, deleted');
+
   // 10b. Credits: the workspace's balance and usage, and a top-up (root token) that the API records.
   const before = await adminApi('GET', '/admin/v1/credits');
   await page.getByRole('button', { name: 'Credits', exact: true }).click();
@@ -264,7 +299,7 @@ try {
   await page.getByRole('button', { name: 'Audit log' }).click();
   const auditRows = page.locator('#audit-table tbody tr');
   await auditRows.filter({ hasText: 'key.revoke' }).first().waitFor();
-  for (const action of ['key.create', 'key.update', 'key.deactivate', 'key.reactivate', 'key.rotate', 'preset.delete', 'credits.topup']) {
+  for (const action of ['key.create', 'key.update', 'key.deactivate', 'key.reactivate', 'key.rotate', 'preset.delete', 'group.create', 'group.delete', 'credits.topup']) {
     check(await auditRows.filter({ hasText: action }).count() >= 1, `audit shows ${action}`);
   }
 

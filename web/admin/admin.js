@@ -171,7 +171,7 @@
     sessionStorage.removeItem(TOKEN);
     sessionStorage.removeItem(WORKSPACE);
     for (const d of document.querySelectorAll('dialog[open]')) d.close();
-    for (const id of ['keys-table', 'presets-table', 'audit-table']) $(id).tBodies[0].replaceChildren();
+    for (const id of ['keys-table', 'presets-table', 'groups-table', 'audit-table']) $(id).tBodies[0].replaceChildren();
     for (const dd of $('credits-summary').querySelectorAll('dd')) dd.textContent = '–';
     keys.cursors = [];
     audit.cursors = [];
@@ -225,7 +225,7 @@
     tab.addEventListener('click', () => {
       const view = tab.dataset.view;
       showView(view);
-      act(null, { keys: loadKeys, presets: loadPresets, credits: loadCredits, audit: loadAudit }[view]);
+      act(null, { keys: loadKeys, presets: loadPresets, groups: loadGroups, credits: loadCredits, audit: loadAudit }[view]);
     });
   }
 
@@ -338,6 +338,10 @@
     $('key-name').value = key ? key.name : '';
     $('key-description').value = key ? key.description || '' : '';
     $('key-scopes').value = key ? key.scopes.join(' ') : '';
+    $('key-groups').value = key && key.groups ? key.groups.join(' ') : '';
+    $('key-groups-hint').textContent = key
+      ? '(space or comma separated; replaces the key’s groups, empty for none)'
+      : '(optional; space or comma separated)';
     $('key-expires').value = key ? 'keep' : '';
     $('key-expires-date').value = '';
     $('key-expires-date-row').hidden = true;
@@ -364,12 +368,14 @@
       const name = $('key-name').value.trim();
       const description = $('key-description').value.trim();
       const scopes = parseScopes($('key-scopes').value);
+      const groups = parseScopes($('key-groups').value);
       if (!editing) {
         const body = { name };
         if (description) body.description = description;
         const preset = $('key-preset').value;
         if (preset) body.preset = preset;
         if (scopes.length) body.scopes = scopes;
+        if (groups.length) body.groups = groups;
         const expires = expiryValue();
         if (expires) body.expires = expires;
         const created = await api('POST', '/admin/v1/keys', body);
@@ -382,6 +388,7 @@
       if (name !== editing.name) body.name = name;
       if (description !== (editing.description || '')) body.description = description;
       if (scopes.join(' ') !== editing.scopes.join(' ')) body.scopes = scopes;
+      if ([...groups].sort().join(' ') !== (editing.groups || []).join(' ')) body.groups = groups;
       if ($('key-expires').value !== 'keep') body.expires = expiryValue();
       if (Object.keys(body).length) await api('PATCH', `/admin/v1/keys/${encodeURIComponent(editing.id)}`, body);
       $('key-dialog').close();
@@ -529,6 +536,42 @@
       $('preset-form').reset();
       notice(`Preset “${body.name}” created.`);
       await loadPresets();
+    });
+  });
+
+  // ---- Groups -------------------------------------------------------------------------------
+
+  async function loadGroups() {
+    const data = await api('GET', '/admin/v1/groups');
+    $('groups-table').tBodies[0].replaceChildren(...data.items.map((g) => h('tr', {},
+      h('td', {}, h('code', {}, g.name)),
+      h('td', {}, g.description || ''),
+      h('td', {}, when(g.created_at)),
+      h('td', { class: 'row-actions' }, h('button', {
+        type: 'button', class: 'danger small', 'aria-label': `Delete group ${g.name}`,
+        onclick: () => confirmThen({
+          title: `Delete group “${g.name}”?`,
+          text: 'Every key in it leaves it now; other locations stop forwarding it within the staleness bound.',
+          ok: 'Delete group',
+          run: async () => {
+            await api('DELETE', `/admin/v1/groups/${encodeURIComponent(g.name)}`);
+            notice(`Group “${g.name}” deleted.`);
+            await loadGroups();
+          },
+        }),
+      }, 'Delete')))));
+  }
+
+  $('group-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    act(ev.submitter, async () => {
+      const body = { name: $('group-name').value.trim() };
+      const description = $('group-description').value.trim();
+      if (description) body.description = description;
+      await api('POST', '/admin/v1/groups', body);
+      $('group-form').reset();
+      notice(`Group “${body.name}” created.`);
+      await loadGroups();
     });
   });
 
