@@ -75,8 +75,10 @@ impl Edge for KvEdge<'_> {
     }
 
     /// A promise made by the waiting request and settled by the reader: the runtime
-    /// (`handle_cross_request_promise_resolution`, on since compatibility date 2024-10-14) runs
-    /// its continuation in the request that made it, so the waiter resumes in its own context.
+    /// (`handle_cross_request_promise_resolution`, on by default at wrangler.toml's compatibility
+    /// date; `no_handle_cross_request_promise_resolution` would turn it off) runs its continuation
+    /// in the request that made it, so the waiter resumes in its own context. The e2e trial
+    /// `gateway::concurrent_first_requests_for_new_keys` fails without it.
     fn park(&self) -> Parked {
         let mut resolve = None;
         let promise = js_sys::Promise::new(&mut |res, _rej| resolve = Some(res));
