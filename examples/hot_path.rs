@@ -6,30 +6,17 @@
 //! entry into a wasm module, which it does not touch. Native x86-64 is faster than wasm in V8
 //! (about 1.5-2x for this kind of code), so read the result as an order of magnitude.
 
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use keyward::app::gateway::{self, Prepared};
 use keyward::app::{lookup, route_of, App, Config, State};
 use keyward::http::head::Head;
 use keyward::http::plain::Request;
-use keyward::store::memory::{Faults, MemCredits, MemEdge, MemFeed, MemRecords};
+use keyward::store::memory::{block_on, Faults, MemCredits, MemEdge, MemFeed, MemRecords};
 
 const T0: i64 = 1_800_000_000_000;
 const ROOT: &str = "bench-root-token";
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 fn main() {
     let keys: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1000);

@@ -13,10 +13,7 @@
 #![no_main]
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
 use keyward::app::{sync, App, Config, State};
 use keyward::core::cache::{KeyCache, SeededHash};
@@ -28,7 +25,7 @@ use keyward::core::scope::ScopeSet;
 use keyward::core::time::{format_rfc3339, parse_rfc3339, Millis};
 use keyward::core::usage::UsageBatch;
 use keyward::http::plain::{Request, Response};
-use keyward::store::memory::{Faults, MemCredits, MemEdge, MemRecords, RecordsState};
+use keyward::store::memory::{block_on, Faults, MemCredits, MemEdge, MemRecords, RecordsState};
 use keyward::store::{AuditEntry, NoFeed};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
@@ -40,16 +37,6 @@ const BASE_ID: &str = "key_000000000000000000000000";
 const SEED: [u8; 32] = [7u8; 32];
 const BASE_SECRET: &str = "kw_live_0000000000000000000000000000000000000000000_0AwA6B";
 
-/// Drives a future whose every wait is a memory-store yield (which wakes itself).
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 struct World {
     st: State,

@@ -89,7 +89,7 @@ impl Faults {
     /// One storage call: an optional yield, then `f` unless a fault says otherwise.
     async fn call<T>(&self, name: &'static str, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
         if self.yielding.get() {
-            YieldOnce(false).await;
+            yield_once().await;
         }
         self.run(name, f)
     }
@@ -106,6 +106,23 @@ impl Faults {
             return Err(injected());
         }
         r
+    }
+}
+
+/// Pending once (waking itself), then ready: the one kind of wait the memory stores make.
+pub fn yield_once() -> impl Future<Output = ()> {
+    YieldOnce(false)
+}
+
+/// Drives a future whose every wait is a memory-store yield (which wakes itself): the native
+/// tests, the examples and the fuzz targets run handlers over these stores with it.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
     }
 }
 
@@ -572,7 +589,7 @@ impl Edge for MemEdge {
         // A read's answer is fixed when KV looks, and reaches the caller later: writes can land
         // in between (the window a stale read lives in).
         if self.faults.yielding.get() && self.faults.reads_in_transit.get() {
-            YieldOnce(false).await;
+            yield_once().await;
         }
         r
     }
@@ -739,7 +756,7 @@ impl Feed for MemFeed {
         let slow = self.slow_reads.get();
         Box::pin(async move {
             if slow {
-                YieldOnce(false).await;
+                yield_once().await;
             }
             self.reads.set(self.reads.get() + 1);
             if self.down.get() {

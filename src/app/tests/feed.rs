@@ -18,7 +18,7 @@ use crate::app::config::Config;
 use crate::app::{follow, lookup};
 use crate::core::model::liveness;
 use crate::core::record::KeyEntry;
-use crate::store::memory::FaultMode;
+use crate::store::memory::{yield_once, FaultMode};
 use crate::store::{Edge, StoreResult};
 
 /// Workers KV as seen from a location: a write made at `t` is visible there from `t + lag` (the
@@ -34,21 +34,6 @@ struct KvView<'a> {
     slow: Cell<bool>,
 }
 
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 impl SimKv {
     fn view(&self, lag: Millis) -> KvView<'_> {
         KvView {
@@ -62,7 +47,7 @@ impl SimKv {
 impl Edge for KvView<'_> {
     async fn get(&self, hash: &KeyHash) -> StoreResult<Option<KeyRecord>> {
         if self.slow.get() {
-            YieldOnce(false).await;
+            yield_once().await;
         }
         let now = self.kv.clock.get();
         Ok(self

@@ -17,10 +17,7 @@ mod routes;
 #[path = "../../../tests/support/openapi.rs"]
 mod openapi_contract;
 
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
 use serde_json::{json, Value};
 
@@ -38,16 +35,7 @@ use crate::store::memory::{Faults, MemCredits, MemEdge, MemFeed, MemRecords};
 pub const T0: Millis = 1_800_000_000_000;
 pub const ROOT: &str = "root-token";
 
-/// Drives a future whose every wait is a memory-store yield (which wakes itself).
-pub fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
+pub use crate::store::memory::block_on;
 
 pub struct World {
     pub faults: Rc<Faults>,
