@@ -497,6 +497,44 @@
     await loadKeys();
   }
 
+  // ---- Named workspace objects (presets, groups) ----------------------------------------------
+
+  const titled = (kind) => kind[0].toUpperCase() + kind.slice(1);
+
+  /** A row's Delete button for the `kind` (preset, group) called `name`: confirm, DELETE, reload. */
+  function deleteButton(kind, name, text, reload) {
+    return h('button', {
+      type: 'button', class: 'danger small', 'aria-label': `Delete ${kind} ${name}`,
+      onclick: () => confirmThen({
+        title: `Delete ${kind} “${name}”?`,
+        text,
+        ok: `Delete ${kind}`,
+        run: async () => {
+          await api('DELETE', `/admin/v1/${kind}s/${encodeURIComponent(name)}`);
+          notice(`${titled(kind)} “${name}” deleted.`);
+          await reload();
+        },
+      }),
+    }, 'Delete');
+  }
+
+  /** The `${kind}-form`'s submit: POST `body()` plus the optional description, then reload. */
+  function onCreate(kind, body, reload) {
+    const form = $(`${kind}-form`);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(ev.submitter, async () => {
+        const b = body();
+        const description = $(`${kind}-description`).value.trim();
+        if (description) b.description = description;
+        await api('POST', `/admin/v1/${kind}s`, b);
+        form.reset();
+        notice(`${titled(kind)} “${b.name}” created.`);
+        await reload();
+      });
+    });
+  }
+
   // ---- Presets ------------------------------------------------------------------------------
 
   async function loadPresets() {
@@ -506,19 +544,8 @@
       h('td', {}, p.description || ''),
       h('td', {}, scopeList(p.scopes)),
       h('td', {}, p.builtin ? 'built-in' : 'workspace'),
-      h('td', { class: 'row-actions' }, p.builtin ? null : h('button', {
-        type: 'button', class: 'danger small', 'aria-label': `Delete preset ${p.name}`,
-        onclick: () => confirmThen({
-          title: `Delete preset “${p.name}”?`,
-          text: 'Keys created from it keep their scopes.',
-          ok: 'Delete preset',
-          run: async () => {
-            await api('DELETE', `/admin/v1/presets/${encodeURIComponent(p.name)}`);
-            notice(`Preset “${p.name}” deleted.`);
-            await loadPresets();
-          },
-        }),
-      }, 'Delete')))));
+      h('td', { class: 'row-actions' }, p.builtin ? null
+        : deleteButton('preset', p.name, 'Keys created from it keep their scopes.', loadPresets)))));
     const select = $('key-preset');
     const chosen = select.value;
     select.replaceChildren(h('option', { value: '' }, 'none: custom scopes only'),
@@ -526,18 +553,8 @@
     select.value = data.items.some((p) => p.name === chosen) ? chosen : '';
   }
 
-  $('preset-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    act(ev.submitter, async () => {
-      const body = { name: $('preset-name').value.trim(), scopes: parseScopes($('preset-scopes').value) };
-      const description = $('preset-description').value.trim();
-      if (description) body.description = description;
-      await api('POST', '/admin/v1/presets', body);
-      $('preset-form').reset();
-      notice(`Preset “${body.name}” created.`);
-      await loadPresets();
-    });
-  });
+  onCreate('preset', () => ({ name: $('preset-name').value.trim(), scopes: parseScopes($('preset-scopes').value) }),
+    loadPresets);
 
   // ---- Groups -------------------------------------------------------------------------------
 
@@ -547,33 +564,12 @@
       h('td', {}, h('code', {}, g.name)),
       h('td', {}, g.description || ''),
       h('td', {}, when(g.created_at)),
-      h('td', { class: 'row-actions' }, h('button', {
-        type: 'button', class: 'danger small', 'aria-label': `Delete group ${g.name}`,
-        onclick: () => confirmThen({
-          title: `Delete group “${g.name}”?`,
-          text: 'Every key in it leaves it now; other locations stop forwarding it within the staleness bound.',
-          ok: 'Delete group',
-          run: async () => {
-            await api('DELETE', `/admin/v1/groups/${encodeURIComponent(g.name)}`);
-            notice(`Group “${g.name}” deleted.`);
-            await loadGroups();
-          },
-        }),
-      }, 'Delete')))));
+      h('td', { class: 'row-actions' }, deleteButton('group', g.name,
+        'Every key in it leaves it now; other locations stop forwarding it within the staleness bound.',
+        loadGroups)))));
   }
 
-  $('group-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    act(ev.submitter, async () => {
-      const body = { name: $('group-name').value.trim() };
-      const description = $('group-description').value.trim();
-      if (description) body.description = description;
-      await api('POST', '/admin/v1/groups', body);
-      $('group-form').reset();
-      notice(`Group “${body.name}” created.`);
-      await loadGroups();
-    });
-  });
+  onCreate('group', () => ({ name: $('group-name').value.trim() }), loadGroups);
 
   // ---- Credits ------------------------------------------------------------------------------
 
