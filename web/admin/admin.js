@@ -173,8 +173,8 @@
     for (const d of document.querySelectorAll('dialog[open]')) d.close();
     for (const id of ['keys-table', 'presets-table', 'groups-table', 'audit-table']) $(id).tBodies[0].replaceChildren();
     for (const dd of $('credits-summary').querySelectorAll('dd')) dd.textContent = '–';
-    keys.cursors = [];
-    audit.cursors = [];
+    keys.reset();
+    audit.reset();
     $('session').hidden = true;
     $('app').hidden = true;
     $('sign-in').hidden = false;
@@ -231,30 +231,74 @@
 
   // ---- Keys ---------------------------------------------------------------------------------
 
-  /** Paging: the cursors of the pages before this one, this page's cursor, the next page's. */
-  const keys = { cursors: [], cursor: '', next: '' };
+  /**
+   * Cursor paging over a list: the cursors of the pages before this one, this page's, the next one's.
+   * Previous and Next are the pager's alone to enable: `act` re-enables the button it ran for, which
+   * would undo the load's "disabled" on the first page (Previous) or the last (Next). A failed load
+   * leaves the position where it was, so the buttons keep matching the rows on screen.
+   */
+  function pager(prefix, fetchPage) {
+    const prev = $(`${prefix}-prev`);
+    const next = $(`${prefix}-next`);
+    const p = { cursors: [], cursor: '', next: '' };
+    const settle = () => {
+      prev.disabled = p.cursors.length === 0;
+      next.disabled = !p.next;
+    };
+    p.load = async (move) => {
+      const saved = { cursors: [...p.cursors], cursor: p.cursor, next: p.next };
+      prev.disabled = true;
+      next.disabled = true;
+      try {
+        if (move) move();
+        p.next = await fetchPage(p.cursor);
+      } catch (e) {
+        Object.assign(p, saved);
+        throw e;
+      } finally {
+        settle();
+      }
+    };
+    p.first = () => p.load(() => {
+      p.cursors = [];
+      p.cursor = '';
+    });
+    p.reset = () => {
+      Object.assign(p, { cursors: [], cursor: '', next: '' });
+      settle();
+    };
+    next.addEventListener('click', () => act(null, () => p.load(() => {
+      p.cursors.push(p.cursor);
+      p.cursor = p.next;
+    })));
+    prev.addEventListener('click', () => act(null, () => p.load(() => {
+      p.cursor = p.cursors.pop() || '';
+    })));
+    return p;
+  }
 
-  async function loadKeys() {
+  const keys = pager('keys', async (start) => {
     // The active and expired lists examine a bounded window of keys per call, so an answer may be
     // short (even empty) and still have a next_cursor: fill the page from the next answers, within
     // a few calls.
     const items = [];
-    let cursor = keys.cursor;
+    let cursor = start;
+    let after = '';
     for (let calls = 0; calls < 10; calls += 1) {
       const data = await api('GET', `/admin/v1/keys${query({
         limit: PAGE_SIZE - items.length, cursor, status: $('status-filter').value,
       })}`);
       items.push(...data.items);
-      keys.next = data.next_cursor || '';
-      if (!keys.next || items.length >= PAGE_SIZE) break;
-      cursor = keys.next;
+      after = data.next_cursor || '';
+      if (!after || items.length >= PAGE_SIZE) break;
+      cursor = after;
     }
-    const body = $('keys-table').tBodies[0];
-    body.replaceChildren(...items.map(keyRow));
+    $('keys-table').tBodies[0].replaceChildren(...items.map(keyRow));
     $('keys-empty').hidden = items.length > 0;
-    $('keys-prev').disabled = keys.cursors.length === 0;
-    $('keys-next').disabled = !keys.next;
-  }
+    return after;
+  });
+  const loadKeys = () => keys.load();
+  const firstKeysPage = () => keys.first();
 
   function keyRow(k) {
     const name = k.name;
@@ -290,20 +334,6 @@
       h('td', { class: 'row-actions' }, h('div', {}, actions)));
   }
 
-  $('keys-next').addEventListener('click', (ev) => act(ev.currentTarget, async () => {
-    keys.cursors.push(keys.cursor);
-    keys.cursor = keys.next;
-    await loadKeys();
-  }));
-  $('keys-prev').addEventListener('click', (ev) => act(ev.currentTarget, async () => {
-    keys.cursor = keys.cursors.pop() || '';
-    await loadKeys();
-  }));
-  const firstKeysPage = () => {
-    keys.cursors = [];
-    keys.cursor = '';
-    return loadKeys();
-  };
   $('status-filter').addEventListener('change', () => act(null, firstKeysPage));
   $('refresh-keys').addEventListener('click', (ev) => act(ev.currentTarget, firstKeysPage));
 
@@ -601,11 +631,8 @@
 
   // ---- Audit --------------------------------------------------------------------------------
 
-  const audit = { cursors: [], cursor: '', next: '' };
-
-  async function loadAudit() {
-    const data = await api('GET', `/admin/v1/audit${query({ limit: PAGE_SIZE, cursor: audit.cursor })}`);
-    audit.next = data.next_cursor || '';
+  const audit = pager('audit', async (cursor) => {
+    const data = await api('GET', `/admin/v1/audit${query({ limit: PAGE_SIZE, cursor })}`);
     $('audit-table').tBodies[0].replaceChildren(...data.items.map((e) => h('tr', {},
       h('td', {}, when(e.at)),
       h('td', {}, h('code', {}, e.actor)),
@@ -613,24 +640,10 @@
       h('td', {}, e.key_id ? h('code', {}, e.key_id) : ''),
       h('td', {}, e.detail && Object.keys(e.detail).length
         ? h('code', { class: 'detail' }, JSON.stringify(e.detail)) : ''))));
-    $('audit-prev').disabled = audit.cursors.length === 0;
-    $('audit-next').disabled = !audit.next;
-  }
-
-  $('audit-next').addEventListener('click', (ev) => act(ev.currentTarget, async () => {
-    audit.cursors.push(audit.cursor);
-    audit.cursor = audit.next;
-    await loadAudit();
-  }));
-  $('audit-prev').addEventListener('click', (ev) => act(ev.currentTarget, async () => {
-    audit.cursor = audit.cursors.pop() || '';
-    await loadAudit();
-  }));
-  $('refresh-audit').addEventListener('click', (ev) => act(ev.currentTarget, async () => {
-    audit.cursors = [];
-    audit.cursor = '';
-    await loadAudit();
-  }));
+    return data.next_cursor || '';
+  });
+  const loadAudit = () => audit.load();
+  $('refresh-audit').addEventListener('click', (ev) => act(ev.currentTarget, () => audit.first()));
 
   // ---- Start --------------------------------------------------------------------------------
 
