@@ -316,12 +316,25 @@ try {
   await page.getByRole('button', { name: 'Next page' }).and(page.locator(':enabled')).waitFor();
   const firstPage = await rows.allTextContents();
   check(firstPage.length === 25, `a page holds 25 keys, got ${firstPage.length}`);
-  await page.getByRole('button', { name: 'Next page' }).click();
-  await page.getByRole('button', { name: 'Previous page' }).and(page.locator(':enabled')).waitFor();
-  const secondPage = await rows.allTextContents();
+  // The buttons are disabled while a page loads, so each check waits for the rows first: a wait for
+  // "disabled" alone could be met by the load and miss a button left enabled after it.
+  const prevButton = page.getByRole('button', { name: 'Previous page' });
+  const nextButton = page.getByRole('button', { name: 'Next page' });
+  const rowsOnScreen = () => rows.allTextContents();
+  await nextButton.click();
+  await page.waitForFunction(
+    (first) => [...document.querySelectorAll('#keys-table tbody tr')].every((r) => !first.includes(r.textContent)),
+    firstPage);
+  await prevButton.and(page.locator(':enabled')).waitFor();
+  const secondPage = await rowsOnScreen();
   check(secondPage.length >= 1 && !secondPage.some((r) => firstPage.includes(r)), 'page 2 holds other keys');
-  await page.getByRole('button', { name: 'Previous page' }).click();
-  await page.getByRole('button', { name: 'Previous page' }).and(page.locator(':disabled')).waitFor();
+  if (secondPage.length < 25) check(await nextButton.isDisabled(), 'Next page is disabled on the last page');
+  await prevButton.click();
+  await page.waitForFunction(
+    (first) => [...document.querySelectorAll('#keys-table tbody tr')].map((r) => r.textContent).join('\n') === first.join('\n'),
+    firstPage);
+  check(await prevButton.isDisabled(), 'Previous page is disabled back on the first page');
+  check(await nextButton.isEnabled(), 'Next page is enabled back on the first page');
   log(`paging: ${firstPage.length} + ${secondPage.length} keys`);
 
   await page.getByRole('button', { name: 'Audit log' }).click();
@@ -380,8 +393,10 @@ try {
   });
   check(injected.color !== 'rgb(255, 0, 0)' && injected.htmlSinkThrew && !injected.found,
     `injected code was refused: ${JSON.stringify(injected)}`);
-  await page.waitForTimeout(200);
-  check(problems.some((p) => p.includes('CSP violation: style-src')), `the violation was reported: ${problems}`);
+  // The violation event is queued as a task and its console line reaches us later still: wait for it.
+  const reported = () => problems.some((p) => p.includes('CSP violation: style-src'));
+  for (let waited = 0; !reported() && waited < 5000; waited += 50) await page.waitForTimeout(50);
+  check(reported(), `the violation was reported: ${problems}`);
   log(`all checks passed (${requested.length} requests)`);
 } catch (e) {
   failed = true;
