@@ -8,8 +8,9 @@
 use std::cell::RefCell;
 
 use serde::Deserialize;
-use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
+use super::now_ms;
 use crate::core::credits::{Balance, Cap, Changes, Ledger, Op, Refill, Stamp};
 
 #[durable_object]
@@ -149,7 +150,7 @@ impl DurableObject for CreditsCounter {
         };
         // From here to the answer nothing awaits: the read-decide-write is one atomic step.
         let sql = self.state.storage().sql();
-        let now = Date::now().as_millis() as i64;
+        let now = now_ms();
         let mut slot = self.ledger.borrow_mut();
         if slot.is_none() {
             *slot = Some(load(&sql)?);

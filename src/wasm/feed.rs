@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use worker::{
-    durable_object, Context, Date, DurableObject, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue,
+    durable_object, Context, DurableObject, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue,
     State as DoState,
 };
 
-use super::Isolate;
+use super::{now_ms, Isolate};
 use crate::app::{follow, State};
 use crate::core::feed::{Change, Entry, Page};
 use crate::core::time::Millis;
@@ -71,8 +71,8 @@ pub async fn catch_up(env: &Env, st: &State, now: Millis) {
     if !st.feed.borrow().must_pull_first(now) {
         return;
     }
-    let t0 = Date::now().as_millis() as i64;
-    let waited = || Date::now().as_millis() as i64 - t0;
+    let t0 = now_ms();
+    let waited = || now_ms() - t0;
     // Polled, not awaited: a promise made in another request's context must not resume this one.
     while st.feed.borrow().pull_in_flight_helps(now) && !st.feed.borrow().trusts_cache(now) {
         if waited() >= cfg.wait {
@@ -309,7 +309,7 @@ impl DurableObject for RevocationFeed {
             _ => None,
         };
         let url = req.url()?;
-        let now = Date::now().as_millis() as i64;
+        let now = now_ms();
         let sql = self.state.storage().sql();
         let mut slot = self.head.borrow_mut();
         if slot.is_none() {

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
-use worker::{Context, Date, Env};
+use worker::{Context, Env};
 
 use crate::app::gateway::{self, Prepared};
 use crate::app::{lookup, route_of, App, Config, KeyUse, Route, State};
@@ -53,6 +53,12 @@ struct Isolate {
 
 thread_local! {
     static ISOLATE: RefCell<Option<Rc<Isolate>>> = const { RefCell::new(None) };
+}
+
+/// The clock, in ms since the epoch: one import call (worker::Date::now makes a Date object and
+/// reads it back, two crossings and an allocation on every request).
+pub(crate) fn now_ms() -> Millis {
+    js_sys::Date::now() as Millis
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -167,7 +173,7 @@ fn problem(e: &ApiError, realm: &str, head: &Head) -> web_sys::Response {
 #[wasm_bindgen]
 pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     let ctx = Context::new(ctx);
-    let now = Date::now().as_millis() as i64;
+    let now = now_ms();
     let head = Head::with_request_id(js::request_head(&req));
     let iso = match isolate(&env) {
         Ok(i) => i,
@@ -326,9 +332,7 @@ fn note_failure(
     let (iso, client) = (Rc::clone(iso), client.to_owned());
     ctx.wait_until(log::scoped(&lc, async move {
         match rl.limit(client.clone()).await {
-            Ok(o) => iso
-                .st
-                .failure_counted(&client, o.success, Date::now().as_millis() as i64),
+            Ok(o) => iso.st.failure_counted(&client, o.success, now_ms()),
             Err(e) => log::error("throttle-failed", &format!("binding: {e}")),
         }
     }));
@@ -568,7 +572,7 @@ fn note_use(
             Due::Flush(b) => b,
             Due::Timer { gen, at } => {
                 worker::Delay::from(std::time::Duration::from_millis((at - now).max(0) as u64)).await;
-                let later = Date::now().as_millis() as i64;
+                let later = now_ms();
                 match iso.st.usage.borrow_mut().on_timer(gen, later) {
                     Some(b) => b,
                     None => return,
