@@ -320,13 +320,12 @@ try {
   // "disabled" alone could be met by the load and miss a button left enabled after it.
   const prevButton = page.getByRole('button', { name: 'Previous page' });
   const nextButton = page.getByRole('button', { name: 'Next page' });
-  const rowsOnScreen = () => rows.allTextContents();
   await nextButton.click();
   await page.waitForFunction(
     (first) => [...document.querySelectorAll('#keys-table tbody tr')].every((r) => !first.includes(r.textContent)),
     firstPage);
   await prevButton.and(page.locator(':enabled')).waitFor();
-  const secondPage = await rowsOnScreen();
+  const secondPage = await rows.allTextContents();
   check(secondPage.length >= 1 && !secondPage.some((r) => firstPage.includes(r)), 'page 2 holds other keys');
   if (secondPage.length < 25) check(await nextButton.isDisabled(), 'Next page is disabled on the last page');
   await prevButton.click();
