@@ -6,6 +6,8 @@ Side by side on the same pinned wrangler/workerd, in front of one local Node ori
   passthrough-ratelimit  the same plus one Rate Limiting binding call per request (valid-ratelimited only)
   passthrough-credits    the same plus one Durable Object call per request, a counter like keyward's
                          credits (valid-metered only)
+  passthrough-identity   the same plus the forward of a verified request: secret and client identity
+                         headers dropped, identity headers and a request id set (valid only)
   js               bench/js-verifier: keyward's gateway job hand-written in JavaScript
   keyward          the Rust worker (wrangler.toml at the repo root), release build
   keyward-signed   the same with ORIGIN_SIGNING_SECRET set (X-Keyward-Signature on every forwarded request)
@@ -60,8 +62,8 @@ PROBE_PATH = "/__keyward_bench_probe"
 # makes the probe's answer the same on wrangler's port and on the worker's own socket.
 PROBE_HEADERS = {"cf-ray": "00000000000000b0-PROBE"}
 
-SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "passthrough-credits", "js", "keyward", "keyward-signed",
-               "keyward-nocache", "keyward-nofeed", "keyward-baseline"]
+SYSTEMS_ALL = ["passthrough", "passthrough-ratelimit", "passthrough-credits", "passthrough-identity", "js", "keyward",
+               "keyward-signed", "keyward-nocache", "keyward-nofeed", "keyward-baseline"]
 VERIFIERS = {"js", "keyward", "keyward-signed", "keyward-nocache", "keyward-nofeed", "keyward-baseline"}
 
 # scenario -> (method, path, key file kind, expected status from a verifier)
@@ -83,11 +85,13 @@ SCENARIOS = {
 # keyward-signed does exactly what keyward does, so it runs only where keyward forwards.
 # passthrough-ratelimit is the floor of the rate-limited rows: what the binding costs by itself.
 # passthrough-credits is the floor of the metered row: what the counter's round trip costs by itself.
+# passthrough-identity is the floor of the valid-key row: what forwarding with identity costs by itself.
 # The JS verifier has no credits and keyward-nocache adds nothing to the metered question: neither runs it.
 SYSTEM_SCENARIOS = {
     "keyward-signed": {"valid", "valid-ratelimited"},
     "passthrough-ratelimit": {"valid-ratelimited"},
     "passthrough-credits": {"valid-metered"},
+    "passthrough-identity": {"valid"},
     "keyward-nofeed": {"valid"},
     # --baseline DIR: another build of keyward (e.g. main's), run side by side with this tree's for an A/B.
     "keyward-baseline": {"valid", "bad-checksum", "unknown-key", "insufficient-scope"},
@@ -104,6 +108,7 @@ NEVER = {"valid-ratelimited": {"429": "the per-key rate limit"},
 JS_COMPARABLE = {"keyward", "keyward-nocache"}
 # The hot-path cost table: (scenario, system, label), each next to the plain valid-key row.
 COST_ROWS = [
+    ("valid", "passthrough-identity", "no key check, the same forward (secret dropped, identity headers set)"),
     ("valid", "keyward", "valid key"),
     ("valid-ratelimited", "passthrough-ratelimit", "no key check, the same rate-limit binding call"),
     ("valid-ratelimited", "keyward", "valid key with a rate limit"),
@@ -448,6 +453,15 @@ def passthrough_ratelimit_config(dest: Path) -> Path:
     return dest
 
 
+def passthrough_identity_config(dest: Path) -> Path:
+    """bench/passthrough's wrangler.toml for identity.js (no bindings)."""
+    cfg = tomllib.loads((BENCH / "passthrough" / "wrangler.toml").read_text())
+    cfg["name"] = "keyward-bench-passthrough-identity"
+    cfg["main"] = str(BENCH / "passthrough" / "identity.js")
+    dest.write_text(json.dumps(cfg, indent=2))
+    return dest
+
+
 def passthrough_credits_config(dest: Path) -> Path:
     """bench/passthrough's wrangler.toml for metered.js, with its Durable Object binding and class migration."""
     cfg = tomllib.loads((BENCH / "passthrough" / "wrangler.toml").read_text())
@@ -663,9 +677,15 @@ def forwarded_check(s: System, label: str, rec: dict, tmp: Path, path: str = "/p
         echo = None
     if not echo or echo.get("url") != target:
         return [f"{label}: answer is not the origin's echo: {body[:300]!r}"]
+    eh = echo["headers"]
+    if s.name == "passthrough-identity":
+        # The floor must do the forward's work, or its ratio measures less than keyward does.
+        if "authorization" in eh or eh.get("x-keyward-key-id") == "spoofed" or "x-keyward-signature" in eh:
+            problems.append(f"{label}: the forward floor passed the secret or a spoofed identity on: {eh!r}")
+        if not eh.get("x-request-id") or not eh.get("x-keyward-scopes"):
+            problems.append(f"{label}: the forward floor set no identity or request id: {eh!r}")
     if s.name not in VERIFIERS:
         return problems
-    eh = echo["headers"]
     if "authorization" in eh:
         problems.append(f"{label}: Authorization was forwarded to the origin")
     if eh.get("x-keyward-key-id") != rec["obj"]["id"]:
@@ -946,6 +966,9 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
     L.append(f"wrangler {meta['wrangler']}, workerd {meta['workerd']}, wrk {meta['wrk']}; {meta['cpus']} CPUs; "
              f"{meta['rounds']} round(s) x {meta['duration_s']:g}s per cell, systems interleaved; "
              f"load on each worker's own workerd socket; {meta['keys']} keys rotated.")
+    if meta.get("keyward_vars"):
+        L.append("System keyward ran with " + ", ".join(f"`{v}`" for v in meta["keyward_vars"])
+                 + " (--keyward-var); the other keyward systems with their defaults.")
     L.append("req/s, p50 and p99 are medians over rounds; CPU is the worker's workerd utime+stime per request "
              "over all rounds. 'vs pass' = ratio to the passthrough worker for the same scenario and "
              "connections; 'vs JS' = keyward / the JavaScript verifier (req/s > 1 and CPU < 1 = keyward wins).")
@@ -1017,6 +1040,13 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
                 + (": consistent." if v["ok"] and not v["reloads"] else
                    ": not checked (the worker restarted during the run)." if v["reloads"] else
                    ": **MISMATCH**."))
+    if "passthrough-identity" in systems:
+        notes.append(
+            "passthrough-identity: the passthrough plus the forward every key gateway makes for a request it lets "
+            "through (bench/passthrough/identity.js, plain JavaScript): the headers copied, Authorization and the "
+            "client's identity and forwarding headers dropped, X-Forwarded-For, five identity headers of one fixed key "
+            "and X-Request-Id set, a failed fetch turned into a 502. No key check. Its ratio to the passthrough is "
+            "what that forward costs by itself, the floor under every verifier's valid-key row.")
     if "keyward-signed" in systems:
         notes.append(
             "keyward-signed: keyward with `ORIGIN_SIGNING_SECRET` set (X-Keyward-Signature, HMAC-SHA-256, on every "
@@ -1053,6 +1083,18 @@ def render(meta: dict, cells: dict, systems, conns_list, scenarios, creation: di
                      + ", ".join(f"{v:.2f} at {c} conns" for c, v in goal)
                      + (f": meets the >= {VALID_GOAL} goal." if not short
                         else f": **below the >= {VALID_GOAL} goal** ({'; '.join(short)})."))
+            L.append("")
+        fwd = []
+        for c in conns_list:
+            kw, pi = cells.get(("valid", c, "keyward")), cells.get(("valid", c, "passthrough-identity"))
+            if kw and pi:
+                fwd.append(f"the forward alone x{fmt(pi.get('rps_vs_pass'), 2)} of the passthrough's req/s "
+                           f"(CPU {pi['cpu_us'] - cells[('valid', c, 'passthrough')]['cpu_us']:+.0f} us/req); keyward vs it: "
+                           f"req/s x{fmt(ratio(kw['rps'], pi['rps']), 2)}, CPU {kw['cpu_us'] - pi['cpu_us']:+.0f} us/req "
+                           f"at {c} conns")
+        if fwd:
+            L.append("Valid key (keyward) vs the passthrough doing the same forward without a key check "
+                     "(passthrough-identity), medians: " + "; ".join(fwd) + ".")
             L.append("")
         floor = []
         for c in conns_list:
@@ -1206,6 +1248,9 @@ def main() -> int:
     ap.add_argument("--no-build", action="store_true", help="skip the explicit release build")
     ap.add_argument("--baseline", help="a build/ directory of another keyward version (scripts/build.sh's output), "
                     "benchmarked as system keyward-baseline next to this tree's build: an A/B in one run")
+    ap.add_argument("--keyward-var", action="append", default=[], metavar="NAME=VALUE",
+                    help="a setting for system keyward only (repeatable), e.g. with --baseline set to the same "
+                    "build/ for an A/B of one setting; recorded in the table")
     ap.add_argument("--require-win", action="store_true", help="exit 3 unless keyward beats JS in every cell")
     ap.add_argument("--out", help="results directory (default bench/results/<stamp>)")
     ap.add_argument("--exclusive", action="store_true",
@@ -1266,7 +1311,7 @@ def main() -> int:
 
     meta = {
         "stamp": stamp, "smoke": a.smoke, "exclusive": a.exclusive, "systems": systems, "rounds": rounds, "duration_s": duration,
-        "prime_s": prime, "conns": conns_list, "keys": nkeys, "cpus": os.cpu_count(),
+        "prime_s": prime, "conns": conns_list, "keys": nkeys, "cpus": os.cpu_count(), "keyward_vars": a.keyward_var,
         "ratelimited_keys": rl_keys, "ratelimit_tier": RL_TIER,
         "ratelimit_bound_per_key": round(RL_ASSUMED_MAX_RPS * exposure / rl_keys),
         "wrangler": tool_version(["wrangler", "--version"]).replace("⛅️", "").strip(),
@@ -1327,6 +1372,10 @@ def main() -> int:
                 "passthrough-credits", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
                 state_root / "passthrough-credits",
                 passthrough_credits_config(state_root / "passthrough-credits.wrangler.json")),
+            "passthrough-identity": System(
+                "passthrough-identity", BENCH / "passthrough", {"ORIGIN_URL": origin_url},
+                state_root / "passthrough-identity",
+                passthrough_identity_config(state_root / "passthrough-identity.wrangler.json")),
             "js": System("js", BENCH / "js-verifier", {"ORIGIN_URL": origin_url}, state_root / "js"),
         }
         if snapshot.is_dir():
@@ -1353,6 +1402,11 @@ def main() -> int:
             # counters every 10 s, from which the feed's own request rate is read after the run.
             for name in ("keyward", "keyward-signed", "keyward-nocache"):
                 defs[name].vars["KEYWARD_FEED_STATS"] = "1"
+        for nv in a.keyward_var:
+            name, sep, value = nv.partition("=")
+            if not sep or not name or "keyward" not in defs:
+                raise BenchError(f"--keyward-var {nv!r}: want NAME=VALUE (and a keyward build)")
+            defs["keyward"].vars[name] = value
         if a.baseline:
             base = state_root / "keyward-baseline-build"
             shutil.copytree(Path(a.baseline).resolve(), base, ignore=shutil.ignore_patterns(".tmp"))
@@ -1395,6 +1449,8 @@ def main() -> int:
             start_system(procs, active["passthrough-ratelimit"], raw, start_deadline)
         if "passthrough-credits" in active:
             start_system(procs, active["passthrough-credits"], raw, start_deadline)
+        if "passthrough-identity" in active:
+            start_system(procs, active["passthrough-identity"], raw, start_deadline)
         if "keyward" in active:
             start_keyward(active["keyward"])
         if "js" in active:
@@ -1422,7 +1478,7 @@ def main() -> int:
                        if n in active and active[n].records), None)
         active["passthrough"].records = source.records if source else local_records(nkeys)
         active["passthrough"].rl_records = source.rl_records if source else local_records(rl_keys, RL_TIER)
-        for name in ("passthrough-ratelimit", "passthrough-credits"):
+        for name in ("passthrough-ratelimit", "passthrough-credits", "passthrough-identity"):
             if name in active:
                 active[name].records = active["passthrough"].records
                 active[name].rl_records = active["passthrough"].rl_records
