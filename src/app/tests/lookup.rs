@@ -219,6 +219,31 @@ fn refresh_ahead_serves_from_memory_and_renews_busy_keys() {
     );
 }
 
+/// The default window is sized for KV's bill: every refresh is a read, and a key used once a second
+/// must cost about TTL / (TTL - window) = 30 / 27 of the reads it would cost without refresh-ahead
+/// (a 10 s window cost 30 / 20 = 1.5x), while never waiting on KV after its first request.
+#[test]
+fn default_refresh_ahead_keeps_a_busy_key_off_kv_for_a_ninth_more_reads() {
+    let w = World::with(&[("REVOCATION_FEED", "off")], POLICY);
+    let hash = uncached_key(&w);
+    let t0 = w.now();
+    let reads0 = w.edge.reads();
+    let mut waited = 0;
+    for s in 0..300 {
+        let now = t0 + s * 1_000;
+        if lookup::cached(&w.st, &hash, now).is_none() {
+            waited += 1;
+            assert!(block_on(lookup::entry(&w.st, &w.edge, &hash, now)).unwrap().is_some());
+        } else if lookup::refresh_due(&w.st, &hash, now) {
+            block_on(lookup::refresh(&w.st, &w.edge, &hash, now));
+        }
+    }
+    assert_eq!(waited, 1, "only the first request waits on KV");
+    let reads = w.edge.reads() - reads0;
+    // 300 s of one request a second: 10 reads without refresh-ahead, 15 with a 10 s window.
+    assert!((10..=12).contains(&reads), "{reads} KV reads in 300 s");
+}
+
 #[test]
 fn a_refresh_sees_a_revocation_made_elsewhere() {
     // The cache's own timing: the revocation feed's gate on it is tested in tests/feed.rs.
