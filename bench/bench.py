@@ -34,6 +34,7 @@ import json
 import os
 import secrets
 import shutil
+import re
 import resource
 import signal
 import socket
@@ -453,8 +454,28 @@ def passthrough_ratelimit_config(dest: Path) -> Path:
     return dest
 
 
+def forward_drop_rules(js: str) -> tuple[list[str], list[str]]:
+    """The header names and prefixes a forward drops, read from its JS source (the DROP set and the
+    startsWith prefixes of dropped())."""
+    names = re.search(r"const DROP = new Set\(\[(.*?)\]\)", js, re.S)
+    body = re.search(r"function dropped\(k\) \{(.*?)\n\}", js, re.S)
+    if not names or not body:
+        raise BenchError("forward_drop_rules: no DROP set or dropped() in the source")
+    quoted = r"""['"]([^'"]+)['"]"""
+    return (sorted(re.findall(quoted, names.group(1))),
+            sorted(re.findall(r"startsWith\(" + quoted + r"\)", body.group(1))))
+
+
 def passthrough_identity_config(dest: Path) -> Path:
-    """bench/passthrough's wrangler.toml for identity.js (no bindings)."""
+    """bench/passthrough's wrangler.toml for identity.js (no bindings).
+
+    identity.js repeats keyward's list of dropped headers (kw_forward's lives in a Rust string in
+    src/wasm/js.rs, which a worker cannot import): a floor that dropped other headers would measure
+    other work, so the two lists must be the same."""
+    mine = forward_drop_rules((BENCH / "passthrough" / "identity.js").read_text())
+    keyward = forward_drop_rules((ROOT / "src" / "wasm" / "js.rs").read_text())
+    if mine != keyward:
+        raise BenchError(f"bench/passthrough/identity.js drops {mine}, keyward's forward {keyward}: make them the same")
     cfg = tomllib.loads((BENCH / "passthrough" / "wrangler.toml").read_text())
     cfg["name"] = "keyward-bench-passthrough-identity"
     cfg["main"] = str(BENCH / "passthrough" / "identity.js")
